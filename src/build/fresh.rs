@@ -1,0 +1,99 @@
+//! Incremental builds: a step's output is fresh when it exists, was made by the same command line, and is
+//! newer than every input (its sources plus the headers clang/cc listed in the `-MD` dependency file).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::paths;
+
+/// The file beside `output` holding the command line that produced it (kbuild keeps `.o.cmd` files the same way).
+fn command_record(output: &Path) -> PathBuf {
+    let name = output.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    output.with_file_name(format!(".{name}.cmd"))
+}
+
+/// Paths in the depfile are relative to `deps_base`, the directory the compiler ran in.
+pub fn is_fresh(output: &Path, command: &str, inputs: &[PathBuf], depfile: Option<&Path>, deps_base: &Path) -> bool {
+    let Some(built) = paths::mtime(output) else {
+        return false;
+    };
+    match std::fs::read_to_string(command_record(output)) {
+        Ok(recorded) if recorded == command => {}
+        _ => return false,
+    }
+    let mut all_inputs = inputs.to_vec();
+    if let Some(depfile) = depfile {
+        match std::fs::read_to_string(depfile) {
+            Ok(text) => all_inputs.extend(parse_depfile(&text).into_iter().map(|d| deps_base.join(d))),
+            Err(_) => return false,
+        }
+    }
+    all_inputs
+        .iter()
+        .all(|input| paths::mtime(input).is_some_and(|changed| changed <= built))
+}
+
+/// Forgets how `output` was made, before remaking it: an interrupted step is then never taken for fresh.
+pub fn invalidate(output: &Path) -> Result<()> {
+    paths::remove_file_if_exists(&command_record(output))
+}
+
+/// Remembers that `output` is now the result of `command`.
+pub fn record(output: &Path, command: &str) -> Result<()> {
+    paths::write_atomic(&command_record(output), command.as_bytes())
+}
+
+/// Prerequisites from a make-style dependency file (`out.o: a.c b.h \` continued lines).
+pub fn parse_depfile(text: &str) -> Vec<PathBuf> {
+    let joined = text.replace("\\\r\n", " ").replace("\\\n", " ");
+    let mut deps = Vec::new();
+    for line in joined.lines() {
+        let Some((_, prerequisites)) = line.split_once(": ") else {
+            continue;
+        };
+        // "\ " escapes a space inside a path; protect it while splitting on whitespace.
+        let protected = prerequisites.replace("\\ ", "\u{0}");
+        deps.extend(
+            protected
+                .split_whitespace()
+                .map(|p| PathBuf::from(p.replace('\u{0}', " "))),
+        );
+    }
+    deps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depfiles_parse_with_continuations_and_escaped_spaces() {
+        let text = "out/a.o: probes/a/a.c include/bpf.h \\\n  out/a.skel.h /x/my\\ dir/h.h\n";
+        let deps = parse_depfile(text);
+        assert_eq!(
+            deps,
+            ["probes/a/a.c", "include/bpf.h", "out/a.skel.h", "/x/my dir/h.h"].map(PathBuf::from)
+        );
+    }
+
+    #[test]
+    fn an_output_is_stale_when_its_command_changes_or_an_input_is_newer() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("a.c");
+        let output = dir.path().join("a.o");
+        std::fs::write(&input, "int x;").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&output, "obj").unwrap();
+        let inputs = [input.clone()];
+        assert!(!is_fresh(&output, "cc a.c", &inputs, None, dir.path()), "no record yet");
+        record(&output, "cc a.c").unwrap();
+        assert!(is_fresh(&output, "cc a.c", &inputs, None, dir.path()));
+        assert!(!is_fresh(&output, "cc -DGOPHER_DEBUG a.c", &inputs, None, dir.path()), "flags changed");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&input, "int y;").unwrap();
+        assert!(!is_fresh(&output, "cc a.c", &inputs, None, dir.path()), "input newer");
+        invalidate(&output).unwrap();
+        assert!(!is_fresh(&output, "cc a.c", &inputs, None, dir.path()));
+    }
+}

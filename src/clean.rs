@@ -1,0 +1,22 @@
+//! `-c/--clean`: removes build outputs under `.output/` — all, or those of the named probes. Never sources or headers.
+
+use anyhow::Result;
+
+use crate::paths;
+use crate::workspace::Workspace;
+
+pub fn clean(workspace: &Workspace, probe_names: &[String]) -> Result<()> {
+    if probe_names.is_empty() {
+        paths::remove_dir_all_if_exists(&workspace.output_dir())?;
+        eprintln!("     Removed {}", workspace.output_dir().display());
+        return Ok(());
+    }
+    for probe in workspace.select_probes(probe_names, &[])? {
+        paths::remove_dir_all_if_exists(&workspace.probe_output_dir(&probe.name))?;
+        let binary = workspace.bin_dir().join(probe.binary_name());
+        paths::remove_file_if_exists(&binary)?;
+        paths::remove_file_if_exists(&workspace.bin_dir().join(format!(".{}.cmd", probe.binary_name())))?;
+        eprintln!("     Removed outputs of {}", probe.name);
+    }
+    Ok(())
+}

@@ -1,0 +1,165 @@
+//! The command line: the old `build.sh` spellings (`--check`, `-g`, `-b`, `-c`, `--install`) and subcommands.
+//! Parsing only: no filesystem or environment access here (that is `config`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+Flags may be combined; they run in the order check → clean → gen → build → install.
+
+Examples:
+  ebpf-probe --check --fix -g -b     set up this machine, generate the kernel header, build every probe
+  ebpf-probe -b killprobe -d         build one probe with -DGOPHER_DEBUG
+  ebpf-probe check --json            environment facts for scripts
+  ebpf-probe gen --btf 5.10.btf --kernel-release 5.10.0-60.18.0.50.oe2203.x86_64
+
+Environment:
+  CLANG, LLVM_STRIP, BPFTOOL, CC   use these programs instead of searching PATH
+  VMLINUX_VER                      build for this kernel release (uses include/linux_<VMLINUX_VER>.h)
+  BUILD_OPTS                       extra flags appended to every clang and cc command
+  EXTEND_PROBES=\"a|b\"              leave these probes out of the build";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ebpf-probe",
+    version,
+    about = "Write, check, build and ship eBPF probes (the successor of gala-gopher's ebpf.probe build.sh)",
+    after_help = AFTER_HELP,
+    arg_required_else_help = true,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    /// Work in the workspace at DIR (or its nearest parent holding ebpf-probe.toml) instead of the current directory
+    #[arg(short = 'C', value_name = "DIR", global = true)]
+    pub directory: Option<PathBuf>,
+
+    /// Print every command before running it
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+
+    /// Check the environment: arch, OS, kernel, tools, libraries, BTF, mounts, attach kinds
+    #[arg(long, help_heading = "Actions (build.sh spellings)")]
+    pub check: bool,
+
+    /// With --check: install missing packages and mount tracefs/bpffs (needs root)
+    #[arg(long, requires = "check", help_heading = "Actions (build.sh spellings)")]
+    pub fix: bool,
+
+    /// With --check: print the facts as JSON
+    #[arg(long, requires = "check", help_heading = "Actions (build.sh spellings)")]
+    pub json: bool,
+
+    /// Generate include/linux_<release>.h from the kernel's BTF and point include/vmlinux.h at it
+    #[arg(short = 'g', long = "gen", help_heading = "Actions (build.sh spellings)")]
+    pub gen: bool,
+
+    /// With -g: read BTF from FILE (raw BTF or an ELF with .BTF) instead of /sys/kernel/btf/vmlinux
+    #[arg(long, value_name = "FILE", requires = "gen", help_heading = "Actions (build.sh spellings)")]
+    pub btf: Option<PathBuf>,
+
+    /// With -g: the kernel release the header is for (default: uname -r)
+    #[arg(long, value_name = "RELEASE", requires = "gen", help_heading = "Actions (build.sh spellings)")]
+    pub kernel_release: Option<String>,
+
+    /// Build the named probes, or all probes in probes/
+    #[arg(short = 'b', long = "build", value_name = "PROBE", num_args = 0.., help_heading = "Actions (build.sh spellings)")]
+    pub build: Option<Vec<String>>,
+
+    /// With -b: debug build (-DGOPHER_DEBUG)
+    #[arg(short = 'd', long, requires = "build", help_heading = "Actions (build.sh spellings)")]
+    pub debug: bool,
+
+    /// With -b: build at most N probes at once (default: number of CPUs)
+    #[arg(short = 'j', long, value_name = "N", requires = "build", help_heading = "Actions (build.sh spellings)")]
+    pub jobs: Option<usize>,
+
+    /// Remove build outputs (all, or the named probes'); never sources or generated headers
+    #[arg(short = 'c', long = "clean", value_name = "PROBE", num_args = 0.., help_heading = "Actions (build.sh spellings)")]
+    pub clean: Option<Vec<String>>,
+
+    /// Install built probes with default directories (see `ebpf-probe install --help`)
+    #[arg(long, help_heading = "Actions (build.sh spellings)")]
+    pub install: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the environment (same as --check)
+    Check(CheckArgs),
+    /// Generate the kernel header (same as -g)
+    Gen(GenArgs),
+    /// Build probes (same as -b)
+    Build(BuildArgs),
+    /// Remove build outputs (same as -c)
+    Clean(CleanArgs),
+    /// Install built probes, their .meta files and configs (same as --install)
+    Install(InstallArgs),
+    /// Create a new probe from the templates
+    New(NewArgs),
+}
+
+#[derive(Debug, Args, Default)]
+pub struct CheckArgs {
+    /// Install missing packages with the distro's package manager and mount tracefs/bpffs (needs root)
+    #[arg(long)]
+    pub fix: bool,
+    /// Print the facts as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct GenArgs {
+    /// Read BTF from FILE (raw BTF or an ELF with a .BTF section) instead of /sys/kernel/btf/vmlinux
+    #[arg(long, value_name = "FILE")]
+    pub btf: Option<PathBuf>,
+    /// The kernel release the header is for; names include/linux_<RELEASE>.h (default: uname -r)
+    #[arg(long, value_name = "RELEASE")]
+    pub kernel_release: Option<String>,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct BuildArgs {
+    /// Probes to build (directory names under probes/); all when none are given
+    #[arg(value_name = "PROBE")]
+    pub probes: Vec<String>,
+    /// Debug build: adds -DGOPHER_DEBUG
+    #[arg(short = 'd', long)]
+    pub debug: bool,
+    /// Build at most N probes at once (default: number of CPUs)
+    #[arg(short = 'j', long, value_name = "N")]
+    pub jobs: Option<usize>,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct CleanArgs {
+    /// Probes whose outputs to remove; all outputs when none are given
+    #[arg(value_name = "PROBE")]
+    pub probes: Vec<String>,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct InstallArgs {
+    /// Directory for probe executables
+    #[arg(short = 'b', long = "bin-dir", value_name = "DIR", default_value = "/usr/bin/extends/ebpf.probe")]
+    pub bin_dir: PathBuf,
+    /// Directory for probes' conf/ files
+    #[arg(short = 'c', long = "conf-dir", value_name = "DIR", default_value = "/etc/gala-gopher/extend_probes")]
+    pub conf_dir: PathBuf,
+    /// Directory for .meta files
+    #[arg(short = 'm', long = "meta-dir", value_name = "DIR", default_value = "/opt/gala-gopher/meta")]
+    pub meta_dir: PathBuf,
+    /// Place everything under DIR, as `make install DESTDIR=` does (for packagers)
+    #[arg(long, value_name = "DIR")]
+    pub destdir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct NewArgs {
+    /// Name of the probe (a C identifier; also its directory under probes/)
+    pub name: String,
+}

@@ -1,0 +1,140 @@
+//! From parsed arguments to work: reads the environment (VMLINUX_VER, BUILD_OPTS, EXTEND_PROBES), finds the
+//! workspace, builds each operation's options and runs them in the fixed order check → clean → gen → build → install.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+
+use crate::build::{self, BuildOptions};
+use crate::check::{self, CheckOptions};
+use crate::cli::{BuildArgs, CheckArgs, Cli, Command, GenArgs, InstallArgs};
+use crate::gen::{self, GenOptions, KERNEL_BTF};
+use crate::kernel;
+use crate::workspace::{parse_probe_list, Workspace};
+
+/// Everything one invocation asked for, whichever spelling was used.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub directory: Option<PathBuf>,
+    pub verbose: bool,
+    pub check: Option<CheckArgs>,
+    pub clean: Option<Vec<String>>,
+    pub gen: Option<GenArgs>,
+    pub build: Option<BuildArgs>,
+    pub install: Option<InstallArgs>,
+    pub new: Option<String>,
+}
+
+impl Plan {
+    pub fn from_cli(cli: Cli) -> Plan {
+        let mut plan = Plan {
+            directory: cli.directory,
+            verbose: cli.verbose,
+            ..Plan::default()
+        };
+        if let Some(command) = cli.command {
+            match command {
+                Command::Check(args) => plan.check = Some(args),
+                Command::Gen(args) => plan.gen = Some(args),
+                Command::Build(args) => plan.build = Some(args),
+                Command::Clean(args) => plan.clean = Some(args.probes),
+                Command::Install(args) => plan.install = Some(args),
+                Command::New(args) => plan.new = Some(args.name),
+            }
+            return plan;
+        }
+        if cli.check {
+            plan.check = Some(CheckArgs { fix: cli.fix, json: cli.json });
+        }
+        plan.clean = cli.clean;
+        if cli.gen {
+            plan.gen = Some(GenArgs { btf: cli.btf, kernel_release: cli.kernel_release });
+        }
+        if let Some(probes) = cli.build {
+            plan.build = Some(BuildArgs { probes, debug: cli.debug, jobs: cli.jobs });
+        }
+        if cli.install {
+            plan.install = Some(InstallArgs {
+                bin_dir: "/usr/bin/extends/ebpf.probe".into(),
+                conf_dir: "/etc/gala-gopher/extend_probes".into(),
+                meta_dir: "/opt/gala-gopher/meta".into(),
+                destdir: None,
+            });
+        }
+        plan
+    }
+}
+
+pub fn run(plan: Plan) -> Result<()> {
+    let start_dir = match &plan.directory {
+        Some(dir) => dir.clone(),
+        None => std::env::current_dir()?,
+    };
+    let needs_workspace = plan.clean.is_some() || plan.gen.is_some() || plan.build.is_some() || plan.install.is_some();
+    // The check works anywhere; inside a workspace it keeps its helper build under .output/.check.
+    let workspace = match Workspace::find(&start_dir) {
+        Ok(ws) => Some(ws),
+        Err(e) if needs_workspace => return Err(e),
+        Err(_) => None,
+    };
+
+    if let Some(args) = &plan.check {
+        let helper_dir = match &workspace {
+            Some(ws) => ws.check_output_dir(),
+            None => std::env::temp_dir().join(format!("ebpf-probe-check-{}", kernel::effective_uid().unwrap_or(0))),
+        };
+        check::check(&CheckOptions { fix: args.fix, json: args.json, helper_dir })?;
+    }
+    if let Some(new) = &plan.new {
+        bail!("`ebpf-probe new {new}` is not available yet in this version; copy probes/killprobe as a starting point");
+    }
+    let Some(workspace) = workspace else { return Ok(()) };
+    if let Some(probes) = &plan.clean {
+        crate::clean::clean(&workspace, probes)?;
+    }
+    if let Some(args) = &plan.gen {
+        let options = gen_options(args)?;
+        let header = gen::gen(&workspace, &options)?;
+        eprintln!("   Generated {} (include/vmlinux.h → {})", header.display(), header.file_name().unwrap_or_default().to_string_lossy());
+    }
+    if let Some(args) = &plan.build {
+        build::build(&workspace, &build_options(args, plan.verbose)?)?;
+    }
+    if plan.install.is_some() {
+        bail!("`install` is not available yet in this version; the built probes are in `{}`", workspace.bin_dir().display());
+    }
+    Ok(())
+}
+
+fn gen_options(args: &GenArgs) -> Result<GenOptions> {
+    let kernel_release = match &args.kernel_release {
+        Some(r) => r.clone(),
+        None => kernel::release()?,
+    };
+    Ok(GenOptions {
+        btf: args.btf.clone().unwrap_or_else(|| Path::new(KERNEL_BTF).to_path_buf()),
+        kernel_release,
+    })
+}
+
+fn build_options(args: &BuildArgs, verbose: bool) -> Result<BuildOptions> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let kernel_release = match env("VMLINUX_VER") {
+        Some(release) => release.trim().to_string(),
+        None => kernel::release()?,
+    };
+    let jobs = match args.jobs {
+        Some(0) => bail!("-j 0 builds nothing; give at least 1"),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+    };
+    Ok(BuildOptions {
+        probes: args.probes.clone(),
+        exclude: env("EXTEND_PROBES").map(|l| parse_probe_list(&l)).unwrap_or_default(),
+        debug: args.debug,
+        jobs,
+        verbose,
+        kernel_release,
+        build_opts: env("BUILD_OPTS").map(|o| o.split_whitespace().map(String::from).collect()).unwrap_or_default(),
+    })
+}

@@ -1,0 +1,114 @@
+//! Facts about the machine: CPU architecture and its BPF target name, kernel release and version.
+
+use anyhow::{bail, Result};
+
+/// The `__TARGET_ARCH_*` name libbpf's `bpf_tracing.h` expects for a `uname -m` machine name.
+pub fn bpf_target_arch(machine: &str) -> Option<&'static str> {
+    match machine {
+        "x86_64" | "i686" | "i386" => Some("x86"),
+        "aarch64" | "arm64" => Some("arm64"),
+        "riscv64" => Some("riscv"),
+        "s390x" => Some("s390"),
+        "ppc64le" | "powerpc64" => Some("powerpc"),
+        "loongarch64" => Some("loongarch"),
+        "arm" | "armv7l" => Some("arm"),
+        "mips" | "mips64" => Some("mips"),
+        "sparc64" => Some("sparc"),
+        _ => None,
+    }
+}
+
+/// `uname -m` of this machine, as the kernel reports it.
+pub fn machine() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/arch")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
+/// `uname -r` of the running kernel.
+pub fn release() -> Result<String> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_err(|e| anyhow::anyhow!("failed to read the kernel release from /proc/sys/kernel/osrelease: {e}"))?;
+    Ok(release.trim().to_string())
+}
+
+/// Major, minor, patch of a kernel release such as `6.18.44-fc-v669` or `5.10.0-60.18.0.50.oe2203.x86_64`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct KernelVersion {
+    pub major: u32,
+    pub minor: u32,
+    pub patch: u32,
+}
+
+impl KernelVersion {
+    pub fn parse(release: &str) -> Result<KernelVersion> {
+        let mut numbers = release
+            .split(|c: char| !c.is_ascii_digit())
+            .map(|n| n.parse::<u32>());
+        let mut next = || numbers.next().and_then(|n| n.ok());
+        match (next(), next()) {
+            (Some(major), Some(minor)) => Ok(KernelVersion {
+                major,
+                minor,
+                // "6.8" has no patch level; treat it as .0 as the kernel's own LINUX_VERSION_CODE does.
+                patch: next().unwrap_or(0),
+            }),
+            _ => bail!("cannot read a kernel version from release `{release}` (expected e.g. 6.1.0-13-amd64)"),
+        }
+    }
+}
+
+impl std::fmt::Display for KernelVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arch_maps_to_bpf_target() {
+        assert_eq!(bpf_target_arch("x86_64"), Some("x86"));
+        assert_eq!(bpf_target_arch("aarch64"), Some("arm64"));
+        assert_eq!(bpf_target_arch("riscv64"), Some("riscv"));
+        assert_eq!(bpf_target_arch("vax"), None);
+    }
+
+    #[test]
+    fn kernel_versions_parse_from_distro_releases() {
+        let v = |major, minor, patch| KernelVersion { major, minor, patch };
+        assert_eq!(KernelVersion::parse("6.18.44-fc-v669").unwrap(), v(6, 18, 44));
+        assert_eq!(KernelVersion::parse("5.10.0-60.18.0.50.oe2203.x86_64").unwrap(), v(5, 10, 0));
+        assert_eq!(KernelVersion::parse("4.19.90-2003.4.0.0036.oe1").unwrap(), v(4, 19, 90));
+        assert_eq!(KernelVersion::parse("6.8").unwrap(), v(6, 8, 0));
+        assert!(KernelVersion::parse("linux").is_err());
+    }
+}
+
+/// The effective user id, from /proc/self/status (no libc call needed).
+pub fn effective_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(2)?.parse().ok()
+}
+
+pub fn is_root() -> bool {
+    effective_uid() == Some(0)
+}
+
+/// Whether a filesystem of type `fstype` is mounted at `mount_point` (per /proc/mounts).
+pub fn is_mounted(fstype: &str, mount_point: &str) -> bool {
+    std::fs::read_to_string("/proc/mounts")
+        .map(|mounts| {
+            mounts.lines().any(|line| {
+                let mut fields = line.split_whitespace();
+                let (_, point, kind) = (fields.next(), fields.next(), fields.next());
+                point == Some(mount_point) && kind == Some(fstype)
+            })
+        })
+        .unwrap_or(false)
+}

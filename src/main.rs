@@ -1,0 +1,27 @@
+//! `ebpf-probe`: parses the command line, runs the plan, prints the error chain and sets the exit status.
+
+mod build;
+mod check;
+mod clean;
+mod cli;
+mod config;
+mod distro;
+mod gen;
+mod kernel;
+mod paths;
+mod tool;
+mod toolchain;
+mod workspace;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    if let Err(error) = config::run(config::Plan::from_cli(cli)) {
+        eprintln!("error: {error}");
+        for cause in error.chain().skip(1) {
+            eprintln!("\nCaused by:\n  {}", cause.to_string().replace('\n', "\n  "));
+        }
+        std::process::exit(1);
+    }
+}
