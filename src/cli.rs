@@ -26,8 +26,7 @@ Environment:
     version,
     about = "Write, check, build and ship eBPF probes (the successor of gala-gopher's ebpf.probe build.sh)",
     after_help = AFTER_HELP,
-    arg_required_else_help = true,
-    args_conflicts_with_subcommands = true
+    arg_required_else_help = true
 )]
 pub struct Cli {
     /// Work in the workspace at DIR (or its nearest parent holding ebpf-probe.toml) instead of the current directory
@@ -84,6 +83,20 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+impl Cli {
+    /// The `build.sh`-style action flags given, for refusing a mix with a subcommand.
+    pub fn action_flags(&self) -> Vec<&'static str> {
+        let given = [
+            (self.check, "--check"),
+            (self.gen, "-g"),
+            (self.build.is_some(), "-b"),
+            (self.clean.is_some(), "-c"),
+            (self.install, "--install"),
+        ];
+        given.iter().filter(|(on, _)| *on).map(|(_, name)| *name).collect()
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -26,7 +26,13 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn from_cli(cli: Cli) -> Plan {
+    pub fn from_cli(cli: Cli) -> Result<Plan> {
+        if cli.command.is_some() && !cli.action_flags().is_empty() {
+            bail!(
+                "use either a subcommand or the build.sh-style flags ({}), not both",
+                cli.action_flags().join(", ")
+            );
+        }
         let mut plan = Plan {
             directory: cli.directory,
             verbose: cli.verbose,
@@ -41,7 +47,7 @@ impl Plan {
                 Command::Install(args) => plan.install = Some(args),
                 Command::New(args) => plan.new = Some(args.name),
             }
-            return plan;
+            return Ok(plan);
         }
         if cli.check {
             plan.check = Some(CheckArgs { fix: cli.fix, json: cli.json });
@@ -61,7 +67,7 @@ impl Plan {
                 destdir: None,
             });
         }
-        plan
+        Ok(plan)
     }
 }
 

@@ -17,7 +17,7 @@ use clap::Parser;
 
 fn main() {
     let cli = cli::Cli::parse();
-    if let Err(error) = config::run(config::Plan::from_cli(cli)) {
+    if let Err(error) = config::Plan::from_cli(cli).and_then(config::run) {
         eprintln!("error: {error}");
         for cause in error.chain().skip(1) {
             eprintln!("\nCaused by:\n  {}", cause.to_string().replace('\n', "\n  "));

@@ -1,0 +1,8 @@
+//! One integration test binary (one link step), a module per command; see `support` for the workspace builder.
+
+mod build;
+mod check;
+mod cli;
+mod gen;
+mod probes;
+mod support;

@@ -1,0 +1,315 @@
+//! Test support: temp workspaces built from this repository's SDK, the real `ebpf-probe` binary, and the
+//! rule that a test needing root or tools skips on a laptop but fails under `CI`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_ebpf-probe");
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Returns false (and says why) when the test cannot run here; under `CI` a missing requirement fails the test.
+pub fn require(what: &str, present: bool) -> bool {
+    if present {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("this test needs {what}, which CI must provide (run `ebpf-probe --check --fix` first)");
+    }
+    eprintln!("skipping: needs {what}");
+    false
+}
+
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+        .unwrap_or(false)
+}
+
+pub fn has_program(name: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
+        .any(|d| d.join(name).is_file())
+}
+
+/// The build tools and libbpf headers.
+pub fn require_build_tools() -> bool {
+    let present = ["clang", "llvm-strip", "bpftool", "cc"].iter().all(|t| has_program(t))
+        && Path::new("/usr/include/bpf/libbpf.h").is_file()
+        && Path::new("/usr/include/libelf.h").is_file();
+    require("clang, llvm-strip, bpftool, cc, libbpf and libelf headers", present)
+}
+
+/// Loading BPF: root, the tools, kernel BTF and tracefs.
+pub fn require_kernel() -> bool {
+    require_build_tools()
+        && require("root", is_root())
+        && require("kernel BTF at /sys/kernel/btf/vmlinux", Path::new("/sys/kernel/btf/vmlinux").exists())
+        && require("tracefs mounted at /sys/kernel/tracing", Path::new("/sys/kernel/tracing/events").is_dir())
+}
+
+/// A throwaway workspace: the marker, this repository's SDK headers and lib/, and chosen probes.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Workspace {
+        let dir = tempfile::Builder::new().prefix("ebpf-probe-test").tempdir().unwrap();
+        std::fs::write(dir.path().join("ebpf-probe.toml"), "name = \"test\"\n").unwrap();
+        let include = dir.path().join("include");
+        std::fs::create_dir_all(&include).unwrap();
+        for entry in std::fs::read_dir(repo_root().join("include")).unwrap().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // Generated headers are per machine; each test workspace makes its own with -g.
+            if name.starts_with("linux_") || name == "vmlinux.h" {
+                continue;
+            }
+            std::fs::copy(entry.path(), include.join(&name)).unwrap();
+        }
+        copy_dir(&repo_root().join("lib"), &dir.path().join("lib"));
+        std::fs::create_dir_all(dir.path().join("probes")).unwrap();
+        Workspace { dir }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Copies `probes/<name>` from this repository.
+    pub fn shipped_probe(self, name: &str) -> Workspace {
+        copy_dir(&repo_root().join("probes").join(name), &self.root().join("probes").join(name));
+        self
+    }
+
+    /// Copies `tests/fixtures/<name>` in as a probe.
+    pub fn fixture_probe(self, name: &str) -> Workspace {
+        copy_dir(&repo_root().join("tests/fixtures").join(name), &self.root().join("probes").join(name));
+        self
+    }
+
+    /// Writes `probes/<probe>/<file>`.
+    pub fn file(self, relative: &str, contents: &str) -> Workspace {
+        let path = self.root().join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, contents).unwrap();
+        self
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Run {
+        let mut command = Command::new(BIN);
+        command.args(args).current_dir(self.root());
+        Run { command, cwd: self.root().to_path_buf() }
+    }
+
+    /// `ebpf-probe -g` that must succeed.
+    pub fn gen(self) -> Workspace {
+        self.cmd(&["-g"]).success();
+        self
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.root().join(relative)
+    }
+}
+
+pub struct Run {
+    pub command: Command,
+    cwd: PathBuf,
+}
+
+impl Run {
+    pub fn env(mut self, key: &str, value: &str) -> Run {
+        self.command.env(key, value);
+        self
+    }
+
+    pub fn env_remove(mut self, key: &str) -> Run {
+        self.command.env_remove(key);
+        self
+    }
+
+    pub fn output(mut self) -> Done {
+        let output = self.command.output().expect("run ebpf-probe");
+        Done { description: format!("{:?} in {}", self.command, self.cwd.display()), cwd: self.cwd, output }
+    }
+
+    pub fn success(self) -> Done {
+        let done = self.output();
+        if !done.output.status.success() {
+            panic!("expected success\n{}", done.report());
+        }
+        done
+    }
+
+    pub fn failure(self) -> Done {
+        let done = self.output();
+        if done.output.status.success() {
+            panic!("expected failure\n{}", done.report());
+        }
+        done
+    }
+}
+
+pub struct Done {
+    description: String,
+    cwd: PathBuf,
+    pub output: Output,
+}
+
+impl Done {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    pub fn report(&self) -> String {
+        format!(
+            "command: {}\nstatus: {}\ntree:\n{}\n--- stdout\n{}\n--- stderr\n{}",
+            self.description,
+            self.output.status,
+            tree(&self.cwd),
+            self.stdout(),
+            self.stderr()
+        )
+    }
+
+    pub fn stderr_contains(&self, needle: &str) -> &Done {
+        assert!(self.stderr().contains(needle), "stderr lacks {needle:?}\n{}", self.report());
+        self
+    }
+
+    pub fn stdout_contains(&self, needle: &str) -> &Done {
+        assert!(self.stdout().contains(needle), "stdout lacks {needle:?}\n{}", self.report());
+        self
+    }
+}
+
+fn tree(dir: &Path) -> String {
+    let mut lines = Vec::new();
+    walk(dir, dir, &mut lines);
+    lines.sort();
+    lines.join("\n")
+}
+
+fn walk(root: &Path, dir: &Path, lines: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        lines.push(format!("  {}", path.strip_prefix(root).unwrap().display()));
+        if path.is_dir() && !path.is_symlink() {
+            walk(root, &path, lines);
+        }
+    }
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("read {}: {e}", from.display())).flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A running probe whose stdout lines are collected by a thread, killed on drop.
+pub struct RunningProbe {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl RunningProbe {
+    /// Starts `binary` and waits until it says on stderr that it is attached (a line containing `ready`).
+    pub fn start(binary: &Path, args: &[&str]) -> RunningProbe {
+        use std::io::BufRead;
+        let mut child = Command::new(binary)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", binary.display()));
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[probe stderr] {line}");
+                let _ = ready_tx.send(line);
+            }
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match ready_rx.recv_timeout(left) {
+                Ok(line) if line.contains("ready") => break,
+                Ok(_) => continue,
+                Err(_) => {
+                    let status = child.try_wait().ok().flatten();
+                    let _ = child.kill();
+                    panic!("{} never said it was ready (exit status: {status:?})", binary.display());
+                }
+            }
+        }
+        RunningProbe { child, lines: rx, seen: Vec::new() }
+    }
+
+    /// Waits up to `timeout` for a stdout line matching `pred`.
+    pub fn wait_for_line(&mut self, timeout: std::time::Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if pred(&line) {
+                        return Some(line);
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Sends SIGTERM with the `kill` program and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("probe did not exit within 5s of SIGTERM");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for RunningProbe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
