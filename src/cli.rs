@@ -113,6 +113,8 @@ pub enum Command {
     Install(InstallArgs),
     /// Create a new probe from the templates
     New(NewArgs),
+    /// Validate probes' .meta files by gala-gopher's rules (also done before every build)
+    CheckMeta(CleanArgs),
 }
 
 #[derive(Debug, Args, Default)]
@@ -150,7 +152,7 @@ pub struct BuildArgs {
 
 #[derive(Debug, Args, Default)]
 pub struct CleanArgs {
-    /// Probes whose outputs to remove; all outputs when none are given
+    /// Probes to act on; all when none are given
     #[arg(value_name = "PROBE")]
     pub probes: Vec<String>,
 }

@@ -23,6 +23,7 @@ pub struct Plan {
     pub build: Option<BuildArgs>,
     pub install: Option<InstallArgs>,
     pub new: Option<String>,
+    pub check_meta: Option<Vec<String>>,
 }
 
 impl Plan {
@@ -46,6 +47,7 @@ impl Plan {
                 Command::Clean(args) => plan.clean = Some(args.probes),
                 Command::Install(args) => plan.install = Some(args),
                 Command::New(args) => plan.new = Some(args.name),
+                Command::CheckMeta(args) => plan.check_meta = Some(args.probes),
             }
             return Ok(plan);
         }
@@ -76,7 +78,7 @@ pub fn run(plan: Plan) -> Result<()> {
         Some(dir) => dir.clone(),
         None => std::env::current_dir()?,
     };
-    let needs_workspace = plan.clean.is_some() || plan.gen.is_some() || plan.build.is_some() || plan.install.is_some();
+    let needs_workspace = plan.check_meta.is_some() || plan.clean.is_some() || plan.gen.is_some() || plan.build.is_some() || plan.install.is_some();
     // The check works anywhere; inside a workspace it keeps its helper build under .output/.check.
     let workspace = match Workspace::find(&start_dir) {
         Ok(ws) => Some(ws),
@@ -95,6 +97,11 @@ pub fn run(plan: Plan) -> Result<()> {
         bail!("`ebpf-probe new {new}` is not available yet in this version; copy probes/killprobe as a starting point");
     }
     let Some(workspace) = workspace else { return Ok(()) };
+    if let Some(probes) = &plan.check_meta {
+        let files = crate::check_meta::check_meta(&workspace, probes)?;
+        let tables: usize = files.iter().map(|f| f.tables.len()).sum();
+        eprintln!("     Checked {} .meta file{} ({tables} tables): no errors", files.len(), if files.len() == 1 { "" } else { "s" });
+    }
     if let Some(probes) = &plan.clean {
         crate::clean::clean(&workspace, probes)?;
     }

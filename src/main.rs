@@ -2,12 +2,14 @@
 
 mod build;
 mod check;
+mod check_meta;
 mod clean;
 mod cli;
 mod config;
 mod distro;
 mod gen;
 mod kernel;
+mod meta;
 mod paths;
 mod tool;
 mod toolchain;

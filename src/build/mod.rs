@@ -45,6 +45,8 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<BuiltP
         return Ok(Vec::new());
     }
     check_unique_binaries(&probes)?;
+    let names: Vec<String> = probes.iter().map(|p| p.name.clone()).collect();
+    crate::check_meta::check_meta(workspace, &names)?;
     header::select_vmlinux_header(workspace, &options.kernel_release)?;
     let compiler = Compiler::new(&CompilerSettings {
         root: &workspace.root,
