@@ -25,7 +25,10 @@ pub fn check_meta(workspace: &Workspace, probe_names: &[String]) -> Result<Vec<M
             );
         }
         for path in metas {
-            let shown = path.strip_prefix(&workspace.root).map(PathBuf::from).unwrap_or(path.clone());
+            let shown = path
+                .strip_prefix(&workspace.root)
+                .map(PathBuf::from)
+                .unwrap_or(path.clone());
             if is_selected {
                 selected_paths.push(shown.clone());
             }
@@ -33,16 +36,25 @@ pub fn check_meta(workspace: &Workspace, probe_names: &[String]) -> Result<Vec<M
         }
     }
     let (parsed, diagnostics) = meta::check_files(&files);
-    let relevant: Vec<_> = diagnostics.iter().filter(|d| selected_paths.contains(&d.path)).collect();
+    let relevant: Vec<_> = diagnostics
+        .iter()
+        .filter(|d| selected_paths.contains(&d.path))
+        .collect();
     for diagnostic in &relevant {
         eprintln!("{diagnostic}");
     }
-    let errors = relevant.iter().filter(|d| d.severity == Severity::Error).count();
+    let errors = relevant
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
     if errors > 0 {
         bail!(
             "{errors} error{} in .meta files (listed above); gala-gopher would refuse to load them",
             if errors == 1 { "" } else { "s" }
         );
     }
-    Ok(parsed.into_iter().filter(|m| selected_paths.contains(&m.path)).collect())
+    Ok(parsed
+        .into_iter()
+        .filter(|m| selected_paths.contains(&m.path))
+        .collect())
 }

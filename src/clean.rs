@@ -15,7 +15,11 @@ pub fn clean(workspace: &Workspace, probe_names: &[String]) -> Result<()> {
         paths::remove_dir_all_if_exists(&workspace.probe_output_dir(&probe.name))?;
         let binary = workspace.bin_dir().join(probe.binary_name());
         paths::remove_file_if_exists(&binary)?;
-        paths::remove_file_if_exists(&workspace.bin_dir().join(format!(".{}.cmd", probe.binary_name())))?;
+        paths::remove_file_if_exists(
+            &workspace
+                .bin_dir()
+                .join(format!(".{}.cmd", probe.binary_name())),
+        )?;
         eprintln!("     Removed outputs of {}", probe.name);
     }
     Ok(())

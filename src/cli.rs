@@ -42,23 +42,45 @@ pub struct Cli {
     pub check: bool,
 
     /// With --check: install missing packages and mount tracefs/bpffs (needs root)
-    #[arg(long, requires = "check", help_heading = "Actions (build.sh spellings)")]
+    #[arg(
+        long,
+        requires = "check",
+        help_heading = "Actions (build.sh spellings)"
+    )]
     pub fix: bool,
 
     /// With --check: print the facts as JSON
-    #[arg(long, requires = "check", help_heading = "Actions (build.sh spellings)")]
+    #[arg(
+        long,
+        requires = "check",
+        help_heading = "Actions (build.sh spellings)"
+    )]
     pub json: bool,
 
     /// Generate include/linux_<release>.h from the kernel's BTF and point include/vmlinux.h at it
-    #[arg(short = 'g', long = "gen", help_heading = "Actions (build.sh spellings)")]
+    #[arg(
+        short = 'g',
+        long = "gen",
+        help_heading = "Actions (build.sh spellings)"
+    )]
     pub gen: bool,
 
     /// With -g: read BTF from FILE (raw BTF or an ELF with .BTF) instead of /sys/kernel/btf/vmlinux
-    #[arg(long, value_name = "FILE", requires = "gen", help_heading = "Actions (build.sh spellings)")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "gen",
+        help_heading = "Actions (build.sh spellings)"
+    )]
     pub btf: Option<PathBuf>,
 
     /// With -g: the kernel release the header is for (default: uname -r)
-    #[arg(long, value_name = "RELEASE", requires = "gen", help_heading = "Actions (build.sh spellings)")]
+    #[arg(
+        long,
+        value_name = "RELEASE",
+        requires = "gen",
+        help_heading = "Actions (build.sh spellings)"
+    )]
     pub kernel_release: Option<String>,
 
     /// Build the named probes, or all probes in probes/
@@ -66,11 +88,22 @@ pub struct Cli {
     pub build: Option<Vec<String>>,
 
     /// With -b: debug build (-DGOPHER_DEBUG)
-    #[arg(short = 'd', long, requires = "build", help_heading = "Actions (build.sh spellings)")]
+    #[arg(
+        short = 'd',
+        long,
+        requires = "build",
+        help_heading = "Actions (build.sh spellings)"
+    )]
     pub debug: bool,
 
     /// With -b: build at most N probes at once (default: number of CPUs)
-    #[arg(short = 'j', long, value_name = "N", requires = "build", help_heading = "Actions (build.sh spellings)")]
+    #[arg(
+        short = 'j',
+        long,
+        value_name = "N",
+        requires = "build",
+        help_heading = "Actions (build.sh spellings)"
+    )]
     pub jobs: Option<usize>,
 
     /// Remove build outputs (all, or the named probes'); never sources or generated headers
@@ -95,7 +128,11 @@ impl Cli {
             (self.clean.is_some(), "-c"),
             (self.install, "--install"),
         ];
-        given.iter().filter(|(on, _)| *on).map(|(_, name)| *name).collect()
+        given
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, name)| *name)
+            .collect()
     }
 }
 
@@ -160,13 +197,28 @@ pub struct CleanArgs {
 #[derive(Debug, Args, Default)]
 pub struct InstallArgs {
     /// Directory for probe executables
-    #[arg(short = 'b', long = "bin-dir", value_name = "DIR", default_value = "/usr/bin/extends/ebpf.probe")]
+    #[arg(
+        short = 'b',
+        long = "bin-dir",
+        value_name = "DIR",
+        default_value = "/usr/bin/extends/ebpf.probe"
+    )]
     pub bin_dir: PathBuf,
     /// Directory for probes' conf/ files
-    #[arg(short = 'c', long = "conf-dir", value_name = "DIR", default_value = "/etc/gala-gopher/extend_probes")]
+    #[arg(
+        short = 'c',
+        long = "conf-dir",
+        value_name = "DIR",
+        default_value = "/etc/gala-gopher/extend_probes"
+    )]
     pub conf_dir: PathBuf,
     /// Directory for .meta files
-    #[arg(short = 'm', long = "meta-dir", value_name = "DIR", default_value = "/opt/gala-gopher/meta")]
+    #[arg(
+        short = 'm',
+        long = "meta-dir",
+        value_name = "DIR",
+        default_value = "/opt/gala-gopher/meta"
+    )]
     pub meta_dir: PathBuf,
     /// Place everything under DIR, as `make install DESTDIR=` does (for packagers)
     #[arg(long, value_name = "DIR")]

@@ -52,14 +52,24 @@ impl Plan {
             return Ok(plan);
         }
         if cli.check {
-            plan.check = Some(CheckArgs { fix: cli.fix, json: cli.json });
+            plan.check = Some(CheckArgs {
+                fix: cli.fix,
+                json: cli.json,
+            });
         }
         plan.clean = cli.clean;
         if cli.gen {
-            plan.gen = Some(GenArgs { btf: cli.btf, kernel_release: cli.kernel_release });
+            plan.gen = Some(GenArgs {
+                btf: cli.btf,
+                kernel_release: cli.kernel_release,
+            });
         }
         if let Some(probes) = cli.build {
-            plan.build = Some(BuildArgs { probes, debug: cli.debug, jobs: cli.jobs });
+            plan.build = Some(BuildArgs {
+                probes,
+                debug: cli.debug,
+                jobs: cli.jobs,
+            });
         }
         if cli.install {
             plan.install = Some(InstallArgs {
@@ -78,7 +88,11 @@ pub fn run(plan: Plan) -> Result<()> {
         Some(dir) => dir.clone(),
         None => std::env::current_dir()?,
     };
-    let needs_workspace = plan.check_meta.is_some() || plan.clean.is_some() || plan.gen.is_some() || plan.build.is_some() || plan.install.is_some();
+    let needs_workspace = plan.check_meta.is_some()
+        || plan.clean.is_some()
+        || plan.gen.is_some()
+        || plan.build.is_some()
+        || plan.install.is_some();
     // The check works anywhere; inside a workspace it keeps its helper build under .output/.check.
     let workspace = match Workspace::find(&start_dir) {
         Ok(ws) => Some(ws),
@@ -89,18 +103,31 @@ pub fn run(plan: Plan) -> Result<()> {
     if let Some(args) = &plan.check {
         let helper_dir = match &workspace {
             Some(ws) => ws.check_output_dir(),
-            None => std::env::temp_dir().join(format!("ebpf-probe-check-{}", kernel::effective_uid().unwrap_or(0))),
+            None => std::env::temp_dir().join(format!(
+                "ebpf-probe-check-{}",
+                kernel::effective_uid().unwrap_or(0)
+            )),
         };
-        check::check(&CheckOptions { fix: args.fix, json: args.json, helper_dir })?;
+        check::check(&CheckOptions {
+            fix: args.fix,
+            json: args.json,
+            helper_dir,
+        })?;
     }
     if let Some(new) = &plan.new {
         bail!("`ebpf-probe new {new}` is not available yet in this version; copy probes/killprobe as a starting point");
     }
-    let Some(workspace) = workspace else { return Ok(()) };
+    let Some(workspace) = workspace else {
+        return Ok(());
+    };
     if let Some(probes) = &plan.check_meta {
         let files = crate::check_meta::check_meta(&workspace, probes)?;
         let tables: usize = files.iter().map(|f| f.tables.len()).sum();
-        eprintln!("     Checked {} .meta file{} ({tables} tables): no errors", files.len(), if files.len() == 1 { "" } else { "s" });
+        eprintln!(
+            "     Checked {} .meta file{} ({tables} tables): no errors",
+            files.len(),
+            if files.len() == 1 { "" } else { "s" }
+        );
     }
     if let Some(probes) = &plan.clean {
         crate::clean::clean(&workspace, probes)?;
@@ -108,13 +135,20 @@ pub fn run(plan: Plan) -> Result<()> {
     if let Some(args) = &plan.gen {
         let options = gen_options(args)?;
         let header = gen::gen(&workspace, &options)?;
-        eprintln!("   Generated {} (include/vmlinux.h → {})", header.display(), header.file_name().unwrap_or_default().to_string_lossy());
+        eprintln!(
+            "   Generated {} (include/vmlinux.h → {})",
+            header.display(),
+            header.file_name().unwrap_or_default().to_string_lossy()
+        );
     }
     if let Some(args) = &plan.build {
         build::build(&workspace, &build_options(args, plan.verbose)?)?;
     }
     if plan.install.is_some() {
-        bail!("`install` is not available yet in this version; the built probes are in `{}`", workspace.bin_dir().display());
+        bail!(
+            "`install` is not available yet in this version; the built probes are in `{}`",
+            workspace.bin_dir().display()
+        );
     }
     Ok(())
 }
@@ -125,7 +159,10 @@ fn gen_options(args: &GenArgs) -> Result<GenOptions> {
         None => kernel::release()?,
     };
     Ok(GenOptions {
-        btf: args.btf.clone().unwrap_or_else(|| Path::new(KERNEL_BTF).to_path_buf()),
+        btf: args
+            .btf
+            .clone()
+            .unwrap_or_else(|| Path::new(KERNEL_BTF).to_path_buf()),
         kernel_release,
     })
 }
@@ -139,15 +176,21 @@ fn build_options(args: &BuildArgs, verbose: bool) -> Result<BuildOptions> {
     let jobs = match args.jobs {
         Some(0) => bail!("-j 0 builds nothing; give at least 1"),
         Some(n) => n,
-        None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        None => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
     };
     Ok(BuildOptions {
         probes: args.probes.clone(),
-        exclude: env("EXTEND_PROBES").map(|l| parse_probe_list(&l)).unwrap_or_default(),
+        exclude: env("EXTEND_PROBES")
+            .map(|l| parse_probe_list(&l))
+            .unwrap_or_default(),
         debug: args.debug,
         jobs,
         verbose,
         kernel_release,
-        build_opts: env("BUILD_OPTS").map(|o| o.split_whitespace().map(String::from).collect()).unwrap_or_default(),
+        build_opts: env("BUILD_OPTS")
+            .map(|o| o.split_whitespace().map(String::from).collect())
+            .unwrap_or_default(),
     })
 }

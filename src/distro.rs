@@ -38,7 +38,10 @@ impl OsRelease {
         let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
         OsRelease {
             id: get("ID"),
-            id_like: get("ID_LIKE").split_whitespace().map(String::from).collect(),
+            id_like: get("ID_LIKE")
+                .split_whitespace()
+                .map(String::from)
+                .collect(),
             pretty_name: get("PRETTY_NAME"),
             version_id: get("VERSION_ID"),
         }
@@ -61,10 +64,15 @@ pub struct Family {
 impl Family {
     /// The distro family of `os`: its ID first, then each ID_LIKE word in order.
     pub fn detect(os: &OsRelease) -> Option<Family> {
-        let file: PackagesFile = toml::from_str(PACKAGES_TOML).expect("repo-config/packages.toml is valid");
+        let file: PackagesFile =
+            toml::from_str(PACKAGES_TOML).expect("repo-config/packages.toml is valid");
         std::iter::once(&os.id)
             .chain(&os.id_like)
-            .find_map(|id| file.family.iter().find(|f| f.ids.iter().any(|i| i.eq_ignore_ascii_case(id))))
+            .find_map(|id| {
+                file.family
+                    .iter()
+                    .find(|f| f.ids.iter().any(|i| i.eq_ignore_ascii_case(id)))
+            })
             .cloned()
     }
 
@@ -72,7 +80,12 @@ impl Family {
     pub fn packages_for(&self, requirement: &str, kernel_release: &str) -> Vec<String> {
         self.packages
             .get(requirement)
-            .map(|names| names.iter().map(|n| n.replace("{release}", kernel_release)).collect())
+            .map(|names| {
+                names
+                    .iter()
+                    .map(|n| n.replace("{release}", kernel_release))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -96,7 +109,8 @@ impl Family {
                 ]
             }
             _ => {
-                let manager = tool::find(ToolKind::Dnf).or_else(|_| tool::find(ToolKind::Yum))
+                let manager = tool::find(ToolKind::Dnf)
+                    .or_else(|_| tool::find(ToolKind::Yum))
                     .context("neither dnf nor yum is on PATH")?;
                 vec![Cmd::new(&manager).args(["install", "-y"]).args(packages)]
             }
@@ -116,10 +130,24 @@ mod tests {
     #[test]
     fn families_match_by_id_then_id_like() {
         assert_eq!(Family::detect(&os("debian", "")).unwrap().name, "debian");
-        assert_eq!(Family::detect(&os("ubuntu", "debian")).unwrap().name, "ubuntu");
-        assert_eq!(Family::detect(&os("openEuler", "")).unwrap().name, "openeuler");
-        assert_eq!(Family::detect(&os("rocky", "rhel centos fedora")).unwrap().name, "fedora");
-        assert_eq!(Family::detect(&os("somethingelse", "debian")).unwrap().name, "debian");
+        assert_eq!(
+            Family::detect(&os("ubuntu", "debian")).unwrap().name,
+            "ubuntu"
+        );
+        assert_eq!(
+            Family::detect(&os("openEuler", "")).unwrap().name,
+            "openeuler"
+        );
+        assert_eq!(
+            Family::detect(&os("rocky", "rhel centos fedora"))
+                .unwrap()
+                .name,
+            "fedora"
+        );
+        assert_eq!(
+            Family::detect(&os("somethingelse", "debian")).unwrap().name,
+            "debian"
+        );
         assert!(Family::detect(&os("arch", "")).is_none());
     }
 
@@ -130,13 +158,21 @@ mod tests {
         let ubuntu = Family::detect(&os("ubuntu", "debian")).unwrap();
         assert_eq!(debian.packages_for("libelf", "6.1.0"), ["libelf-dev"]);
         assert_eq!(euler.packages_for("libelf", "6.1.0"), ["elfutils-devel"]);
-        assert_eq!(ubuntu.packages_for("bpftool", "6.8.0-31-generic"), ["linux-tools-common", "linux-tools-6.8.0-31-generic"]);
-        assert_eq!(debian.install_command_line(&["clang".into()]), "apt-get install -y clang");
+        assert_eq!(
+            ubuntu.packages_for("bpftool", "6.8.0-31-generic"),
+            ["linux-tools-common", "linux-tools-6.8.0-31-generic"]
+        );
+        assert_eq!(
+            debian.install_command_line(&["clang".into()]),
+            "apt-get install -y clang"
+        );
     }
 
     #[test]
     fn os_release_parses_quoted_values() {
-        let os = OsRelease::parse("PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n");
+        let os = OsRelease::parse(
+            "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n",
+        );
         assert_eq!(os.id, "debian");
         assert_eq!(os.version_id, "12");
         assert_eq!(os.pretty_name, "Debian GNU/Linux 12 (bookworm)");

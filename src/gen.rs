@@ -21,7 +21,11 @@ pub struct GenOptions {
 
 pub fn gen(workspace: &Workspace, options: &GenOptions) -> Result<PathBuf> {
     let release = &options.kernel_release;
-    if release.is_empty() || release.contains('/') || release.starts_with('.') || release.chars().any(char::is_whitespace) {
+    if release.is_empty()
+        || release.contains('/')
+        || release.starts_with('.')
+        || release.chars().any(char::is_whitespace)
+    {
         bail!("`{release}` is not a usable kernel release name (it names the file include/linux_<release>.h)");
     }
     if !options.btf.exists() {
@@ -50,9 +54,13 @@ pub fn gen(workspace: &Workspace, options: &GenOptions) -> Result<PathBuf> {
                 options.btf.display()
             )
         })?;
-    let header = String::from_utf8(dump.stdout).context("bpftool printed a header that is not UTF-8")?;
+    let header =
+        String::from_utf8(dump.stdout).context("bpftool printed a header that is not UTF-8")?;
     let header = insert_ext_def(&header).with_context(|| {
-        format!("bpftool's dump of `{}` does not look like a C header (no closing #endif)", options.btf.display())
+        format!(
+            "bpftool's dump of `{}` does not look like a C header (no closing #endif)",
+            options.btf.display()
+        )
     })?;
 
     let include = workspace.include_dir();
@@ -84,7 +92,10 @@ mod tests {
     fn ext_def_goes_before_the_final_endif() {
         let header = "#ifndef __VMLINUX_H__\n#define __VMLINUX_H__\n#ifndef X\n#endif\nstruct a;\n#endif /* __VMLINUX_H__ */\n";
         let out = insert_ext_def(header).unwrap();
-        assert!(out.ends_with("struct a;\n#include \"ext_def.h\"\n\n#endif /* __VMLINUX_H__ */\n"), "{out}");
+        assert!(
+            out.ends_with("struct a;\n#include \"ext_def.h\"\n\n#endif /* __VMLINUX_H__ */\n"),
+            "{out}"
+        );
         assert_eq!(insert_ext_def("no guard"), None);
     }
 }

@@ -29,8 +29,9 @@ pub fn machine() -> String {
 
 /// `uname -r` of the running kernel.
 pub fn release() -> Result<String> {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map_err(|e| anyhow::anyhow!("failed to read the kernel release from /proc/sys/kernel/osrelease: {e}"))?;
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").map_err(|e| {
+        anyhow::anyhow!("failed to read the kernel release from /proc/sys/kernel/osrelease: {e}")
+    })?;
     Ok(release.trim().to_string())
 }
 
@@ -66,29 +67,6 @@ impl std::fmt::Display for KernelVersion {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn arch_maps_to_bpf_target() {
-        assert_eq!(bpf_target_arch("x86_64"), Some("x86"));
-        assert_eq!(bpf_target_arch("aarch64"), Some("arm64"));
-        assert_eq!(bpf_target_arch("riscv64"), Some("riscv"));
-        assert_eq!(bpf_target_arch("vax"), None);
-    }
-
-    #[test]
-    fn kernel_versions_parse_from_distro_releases() {
-        let v = |major, minor, patch| KernelVersion { major, minor, patch };
-        assert_eq!(KernelVersion::parse("6.18.44-fc-v669").unwrap(), v(6, 18, 44));
-        assert_eq!(KernelVersion::parse("5.10.0-60.18.0.50.oe2203.x86_64").unwrap(), v(5, 10, 0));
-        assert_eq!(KernelVersion::parse("4.19.90-2003.4.0.0036.oe1").unwrap(), v(4, 19, 90));
-        assert_eq!(KernelVersion::parse("6.8").unwrap(), v(6, 8, 0));
-        assert!(KernelVersion::parse("linux").is_err());
-    }
-}
-
 /// The effective user id, from /proc/self/status (no libc call needed).
 pub fn effective_uid() -> Option<u32> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -111,4 +89,40 @@ pub fn is_mounted(fstype: &str, mount_point: &str) -> bool {
             })
         })
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arch_maps_to_bpf_target() {
+        assert_eq!(bpf_target_arch("x86_64"), Some("x86"));
+        assert_eq!(bpf_target_arch("aarch64"), Some("arm64"));
+        assert_eq!(bpf_target_arch("riscv64"), Some("riscv"));
+        assert_eq!(bpf_target_arch("vax"), None);
+    }
+
+    #[test]
+    fn kernel_versions_parse_from_distro_releases() {
+        let v = |major, minor, patch| KernelVersion {
+            major,
+            minor,
+            patch,
+        };
+        assert_eq!(
+            KernelVersion::parse("6.18.44-fc-v669").unwrap(),
+            v(6, 18, 44)
+        );
+        assert_eq!(
+            KernelVersion::parse("5.10.0-60.18.0.50.oe2203.x86_64").unwrap(),
+            v(5, 10, 0)
+        );
+        assert_eq!(
+            KernelVersion::parse("4.19.90-2003.4.0.0036.oe1").unwrap(),
+            v(4, 19, 90)
+        );
+        assert_eq!(KernelVersion::parse("6.8").unwrap(), v(6, 8, 0));
+        assert!(KernelVersion::parse("linux").is_err());
+    }
 }

@@ -22,7 +22,10 @@ fn main() {
     if let Err(error) = config::Plan::from_cli(cli).and_then(config::run) {
         eprintln!("error: {error}");
         for cause in error.chain().skip(1) {
-            eprintln!("\nCaused by:\n  {}", cause.to_string().replace('\n', "\n  "));
+            eprintln!(
+                "\nCaused by:\n  {}",
+                cause.to_string().replace('\n', "\n  ")
+            );
         }
         std::process::exit(1);
     }

@@ -33,7 +33,10 @@ pub fn remove_dir_all_if_exists(path: &Path) -> Result<()> {
 
 /// A sibling path for temporary output: same directory (so rename is atomic), unique per process.
 pub fn temp_sibling(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp.{}", std::process::id()))
 }
 
@@ -51,7 +54,11 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
 pub fn rename(from: &Path, to: &Path) -> Result<()> {
     std::fs::rename(from, to).with_context(|| {
         let _ = std::fs::remove_file(from);
-        format!("failed to rename `{}` to `{}`", from.display(), to.display())
+        format!(
+            "failed to rename `{}` to `{}`",
+            from.display(),
+            to.display()
+        )
     })
 }
 

@@ -15,7 +15,6 @@ pub enum ToolKind {
     Bpftool,
     Cc,
     Make,
-    PkgConfig,
     Mount,
     AptGet,
     Dnf,
@@ -42,7 +41,6 @@ impl ToolKind {
             ToolKind::Bpftool => &["bpftool"],
             ToolKind::Cc => &["cc", "gcc"],
             ToolKind::Make => &["make", "gmake"],
-            ToolKind::PkgConfig => &["pkg-config", "pkgconf"],
             ToolKind::Mount => &["mount"],
             ToolKind::AptGet => &["apt-get"],
             ToolKind::Dnf => &["dnf"],
@@ -67,7 +65,6 @@ impl ToolKind {
 /// A program found on this machine.
 #[derive(Clone, Debug)]
 pub struct Tool {
-    pub kind: ToolKind,
     pub program: PathBuf,
 }
 
@@ -82,7 +79,7 @@ pub fn find(kind: ToolKind) -> Result<Tool> {
                 search_path(&value)
             };
             return match program {
-                Some(program) => Ok(Tool { kind, program }),
+                Some(program) => Ok(Tool { program }),
                 None => bail!(
                     "{var}={} is set but is not an executable program; fix or unset {var}",
                     value.to_string_lossy()
@@ -92,22 +89,19 @@ pub fn find(kind: ToolKind) -> Result<Tool> {
     }
     for name in kind.names() {
         if let Some(program) = search_path(OsStr::new(name)) {
-            return Ok(Tool { kind, program });
+            return Ok(Tool { program });
         }
     }
     if let Some(prefix) = kind.versioned_prefix() {
         if let Some(program) = highest_versioned(prefix) {
-            return Ok(Tool { kind, program });
+            return Ok(Tool { program });
         }
     }
     let hint = match kind.env_override() {
         Some(var) => format!(" (or set {var}=/path/to/{})", kind.display_name()),
         None => String::new(),
     };
-    bail!(
-        "`{}` not found on PATH{hint}",
-        kind.display_name()
-    )
+    bail!("`{}` not found on PATH{hint}", kind.display_name())
 }
 
 fn search_dirs() -> Vec<PathBuf> {
@@ -253,16 +247,6 @@ impl Cmd {
             bail!("`{self}` failed ({status})")
         }
     }
-
-    /// Starts without waiting, for long-running programs (probes under `run`).
-    pub fn spawn_piped(&self) -> Result<std::process::Child> {
-        self.command()
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("could not start `{self}`"))
-    }
 }
 
 impl fmt::Display for Cmd {
@@ -287,7 +271,8 @@ impl fmt::Display for Cmd {
 pub fn shell_quote(s: &str) -> String {
     let plain = !s.is_empty()
         && s.chars().all(|c| {
-            c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | '=' | ':' | ',' | '+' | '@')
+            c.is_ascii_alphanumeric()
+                || matches!(c, '-' | '_' | '.' | '/' | '=' | ':' | ',' | '+' | '@')
         });
     if plain {
         s.to_string()
@@ -338,7 +323,10 @@ mod tests {
     #[test]
     fn shell_quote_leaves_plain_words_and_quotes_the_rest() {
         assert_eq!(shell_quote("-D__TARGET_ARCH_x86"), "-D__TARGET_ARCH_x86");
-        assert_eq!(shell_quote("/usr/include/x86_64-linux-gnu"), "/usr/include/x86_64-linux-gnu");
+        assert_eq!(
+            shell_quote("/usr/include/x86_64-linux-gnu"),
+            "/usr/include/x86_64-linux-gnu"
+        );
         assert_eq!(shell_quote("a b"), "'a b'");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
         assert_eq!(shell_quote(""), "''");

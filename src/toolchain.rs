@@ -24,8 +24,14 @@ impl std::fmt::Display for Version {
 /// Reads `1.2.3` (missing parts are 0) from the start of `s`.
 pub fn parse_version(s: &str) -> Option<Version> {
     let s = s.trim_start_matches('v');
-    let numeric: String = s.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
-    let mut parts = numeric.split('.').filter(|p| !p.is_empty()).map(|p| p.parse::<u32>().ok());
+    let numeric: String = s
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let mut parts = numeric
+        .split('.')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.parse::<u32>().ok());
     let major = parts.next()??;
     let minor = parts.next().flatten().unwrap_or(0);
     let patch = parts.next().flatten().unwrap_or(0);
@@ -67,26 +73,42 @@ pub struct LibbpfHeaders {
 }
 
 pub fn find_libbpf_headers() -> Option<LibbpfHeaders> {
-    let include_dir = system_include_dirs().into_iter().find(|d| d.join("bpf/libbpf.h").is_file())?;
+    let include_dir = system_include_dirs()
+        .into_iter()
+        .find(|d| d.join("bpf/libbpf.h").is_file())?;
     let version = std::fs::read_to_string(include_dir.join("bpf/libbpf_version.h"))
         .ok()
         .and_then(|text| parse_libbpf_version_header(&text));
-    Some(LibbpfHeaders { include_dir, version })
+    Some(LibbpfHeaders {
+        include_dir,
+        version,
+    })
 }
 
 pub fn parse_libbpf_version_header(text: &str) -> Option<Version> {
     let define = |name: &str| {
         text.lines().find_map(|line| {
-            let rest = line.trim().strip_prefix("#define")?.trim().strip_prefix(name)?;
+            let rest = line
+                .trim()
+                .strip_prefix("#define")?
+                .trim()
+                .strip_prefix(name)?;
             rest.trim().parse::<u32>().ok()
         })
     };
-    Some(Version(define("LIBBPF_MAJOR_VERSION")?, define("LIBBPF_MINOR_VERSION")?, 0))
+    Some(Version(
+        define("LIBBPF_MAJOR_VERSION")?,
+        define("LIBBPF_MINOR_VERSION")?,
+        0,
+    ))
 }
 
 /// Where the system C headers live, most specific first.
 pub fn system_include_dirs() -> Vec<PathBuf> {
-    let mut dirs = vec![PathBuf::from("/usr/local/include"), PathBuf::from("/usr/include")];
+    let mut dirs = vec![
+        PathBuf::from("/usr/local/include"),
+        PathBuf::from("/usr/include"),
+    ];
     if let Some(multiarch) = multiarch_include_dir() {
         dirs.push(multiarch);
     }
@@ -95,7 +117,10 @@ pub fn system_include_dirs() -> Vec<PathBuf> {
 
 /// A C header on the system include path, e.g. `libelf.h`.
 pub fn find_system_header(name: &str) -> Option<PathBuf> {
-    system_include_dirs().into_iter().map(|d| d.join(name)).find(|p| p.is_file())
+    system_include_dirs()
+        .into_iter()
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
 
 /// Debian-style multiarch dir (`/usr/include/x86_64-linux-gnu`) that holds `asm/types.h`; clang's BPF
@@ -178,12 +203,30 @@ mod tests {
 
     #[test]
     fn clang_versions_parse_from_every_vendor_banner() {
-        assert_eq!(parse_clang_version("Debian clang version 14.0.6\nTarget: x86_64-pc-linux-gnu"), Some(Version(14, 0, 6)));
-        assert_eq!(parse_clang_version("Ubuntu clang version 18.1.3 (1ubuntu1)"), Some(Version(18, 1, 3)));
-        assert_eq!(parse_clang_version("Ubuntu clang version 14.0.0-1ubuntu1.1"), Some(Version(14, 0, 0)));
-        assert_eq!(parse_clang_version("clang version 17.0.6 (Fedora 17.0.6-2.fc39)"), Some(Version(17, 0, 6)));
-        assert_eq!(parse_clang_version("clang version 12.0.1 (openEuler 12.0.1-1.oe2203)"), Some(Version(12, 0, 1)));
-        assert_eq!(parse_clang_version("Homebrew clang version 9.0.1"), Some(Version(9, 0, 1)));
+        assert_eq!(
+            parse_clang_version("Debian clang version 14.0.6\nTarget: x86_64-pc-linux-gnu"),
+            Some(Version(14, 0, 6))
+        );
+        assert_eq!(
+            parse_clang_version("Ubuntu clang version 18.1.3 (1ubuntu1)"),
+            Some(Version(18, 1, 3))
+        );
+        assert_eq!(
+            parse_clang_version("Ubuntu clang version 14.0.0-1ubuntu1.1"),
+            Some(Version(14, 0, 0))
+        );
+        assert_eq!(
+            parse_clang_version("clang version 17.0.6 (Fedora 17.0.6-2.fc39)"),
+            Some(Version(17, 0, 6))
+        );
+        assert_eq!(
+            parse_clang_version("clang version 12.0.1 (openEuler 12.0.1-1.oe2203)"),
+            Some(Version(12, 0, 1))
+        );
+        assert_eq!(
+            parse_clang_version("Homebrew clang version 9.0.1"),
+            Some(Version(9, 0, 1))
+        );
         assert_eq!(parse_clang_version("gcc (Debian 12.2.0-14) 12.2.0"), None);
     }
 
@@ -193,7 +236,10 @@ mod tests {
             parse_bpftool_version("bpftool v7.1.0\nusing libbpf v1.1\nfeatures: libbpf_strict\n"),
             (Some(Version(7, 1, 0)), Some(Version(1, 1, 0)))
         );
-        assert_eq!(parse_bpftool_version("/usr/sbin/bpftool v5.10.0\n"), (Some(Version(5, 10, 0)), None));
+        assert_eq!(
+            parse_bpftool_version("/usr/sbin/bpftool v5.10.0\n"),
+            (Some(Version(5, 10, 0)), None)
+        );
     }
 
     #[test]

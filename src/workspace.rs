@@ -12,13 +12,10 @@ pub const MARKER: &str = "ebpf-probe.toml";
 /// Optional per-probe settings, what the old per-probe Makefile could say.
 pub const PROBE_CONFIG: &str = "probe.toml";
 
+/// Workspace-wide settings; none yet, but unknown keys are refused so typos do not pass silently.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct WorkspaceConfig {
-    /// A name for the probe collection; informational.
-    #[serde(default)]
-    pub name: Option<String>,
-}
+pub struct WorkspaceConfig {}
 
 #[derive(Debug, Clone)]
 pub struct Workspace {
@@ -96,8 +93,8 @@ impl Workspace {
             return Ok(Vec::new());
         }
         let mut probes = Vec::new();
-        let entries =
-            std::fs::read_dir(&dir).with_context(|| format!("failed to list `{}`", dir.display()))?;
+        let entries = std::fs::read_dir(&dir)
+            .with_context(|| format!("failed to list `{}`", dir.display()))?;
         for entry in entries {
             let entry = entry.with_context(|| format!("failed to list `{}`", dir.display()))?;
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -124,7 +121,11 @@ impl Workspace {
                 bail!(
                     "no probe named `{name}` in `{}` (probes here: {})",
                     self.probes_dir().display(),
-                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
                 );
             }
         }
@@ -165,7 +166,9 @@ impl Probe {
         let config_path = dir.join(PROBE_CONFIG);
         let config = if config_path.is_file() {
             let config: ProbeConfig = toml::from_str(&paths::read_to_string(&config_path)?)
-                .with_context(|| format!("invalid probe settings in `{}`", config_path.display()))?;
+                .with_context(|| {
+                    format!("invalid probe settings in `{}`", config_path.display())
+                })?;
             if let Some(binary) = &config.binary {
                 validate_binary_name(binary)
                     .with_context(|| format!("invalid `binary` in `{}`", config_path.display()))?;
@@ -186,7 +189,9 @@ fn validate_binary_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && !name.starts_with('.')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     if !ok {
         bail!("`{name}` is not a plain file name (letters, digits, `_`, `-`, `.`; no `/`)");
     }
@@ -208,7 +213,10 @@ mod tests {
 
     #[test]
     fn probe_lists_split_like_the_old_scripts() {
-        assert_eq!(parse_probe_list("stackprobe|ioprobe"), ["stackprobe", "ioprobe"]);
+        assert_eq!(
+            parse_probe_list("stackprobe|ioprobe"),
+            ["stackprobe", "ioprobe"]
+        );
         assert_eq!(parse_probe_list(" a, ./b/ |"), ["a", "b"]);
         assert!(parse_probe_list("").is_empty());
     }

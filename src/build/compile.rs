@@ -74,10 +74,6 @@ impl Compiler {
         })
     }
 
-    pub fn toolchain(&self) -> &Toolchain {
-        &self.toolchain
-    }
-
     /// `path` as commands should show it: relative to the workspace root when inside it.
     pub fn shown(&self, path: &Path) -> PathBuf {
         match path.strip_prefix(&self.root) {
@@ -88,15 +84,30 @@ impl Compiler {
     }
 
     fn include_flags(&self, include_dirs: &[PathBuf]) -> Vec<String> {
-        include_dirs.iter().map(|d| format!("-I{}", self.shown(d).display())).collect()
+        include_dirs
+            .iter()
+            .map(|d| format!("-I{}", self.shown(d).display()))
+            .collect()
     }
 
     /// Runs `cmd` unless `output` is fresh; returns whether it ran.
-    fn step(&self, output: &Path, cmds: &[Cmd], inputs: &[PathBuf], depfile: Option<&Path>) -> Result<bool> {
+    fn step(
+        &self,
+        output: &Path,
+        cmds: &[Cmd],
+        inputs: &[PathBuf],
+        depfile: Option<&Path>,
+    ) -> Result<bool> {
         let fingerprint: String = cmds.iter().map(|c| format!("{c}\n")).collect();
         let inputs: Vec<PathBuf> = inputs.iter().map(|p| self.root.join(p)).collect();
         let depfile = depfile.map(|d| self.root.join(d));
-        if fresh::is_fresh(output, &fingerprint, &inputs, depfile.as_deref(), &self.root) {
+        if fresh::is_fresh(
+            output,
+            &fingerprint,
+            &inputs,
+            depfile.as_deref(),
+            &self.root,
+        ) {
             return Ok(false);
         }
         fresh::invalidate(output)?;
@@ -111,9 +122,18 @@ impl Compiler {
     }
 
     /// `dir/<stem>.bpf.c` → `out_dir/<stem>.bpf.o` (stripped of DWARF) → `out_dir/<stem>.skel.h` (struct `<stem>_bpf`).
-    pub fn bpf_object(&self, source: &Path, out_dir: &Path, include_dirs: &[PathBuf], extra_flags: &[String]) -> Result<BpfObject> {
+    pub fn bpf_object(
+        &self,
+        source: &Path,
+        out_dir: &Path,
+        include_dirs: &[PathBuf],
+        extra_flags: &[String],
+    ) -> Result<PathBuf> {
         let file_name = source.file_name().unwrap_or_default().to_string_lossy();
-        let stem = file_name.strip_suffix(".bpf.c").unwrap_or(&file_name).to_string();
+        let stem = file_name
+            .strip_suffix(".bpf.c")
+            .unwrap_or(&file_name)
+            .to_string();
         let object = out_dir.join(format!("{stem}.bpf.o"));
         let depfile = out_dir.join(format!("{stem}.bpf.d"));
         let skeleton = out_dir.join(format!("{stem}.skel.h"));
@@ -135,8 +155,16 @@ impl Compiler {
             .arg("-o")
             .arg(self.shown(&object));
         // DWARF is only for clang's own BTF generation; the stripped object keeps .BTF and loads faster.
-        let strip = Cmd::new(&self.toolchain.llvm_strip).cwd(&self.root).arg("-g").arg(self.shown(&object));
-        self.step(&object, &[compile, strip], &[self.shown(source)], Some(&self.shown(&depfile)))?;
+        let strip = Cmd::new(&self.toolchain.llvm_strip)
+            .cwd(&self.root)
+            .arg("-g")
+            .arg(self.shown(&object));
+        self.step(
+            &object,
+            &[compile, strip],
+            &[self.shown(source)],
+            Some(&self.shown(&depfile)),
+        )?;
 
         let gen_skeleton = Cmd::new(&self.toolchain.bpftool)
             .cwd(&self.root)
@@ -145,7 +173,13 @@ impl Compiler {
             .arg("name")
             .arg(format!("{stem}_bpf"));
         let fingerprint = format!("{gen_skeleton}\n");
-        if !fresh::is_fresh(&skeleton, &fingerprint, &[object.clone()], None, &self.root) {
+        if !fresh::is_fresh(
+            &skeleton,
+            &fingerprint,
+            std::slice::from_ref(&object),
+            None,
+            &self.root,
+        ) {
             fresh::invalidate(&skeleton)?;
             if self.verbose {
                 eprintln!("     Running `{gen_skeleton}`");
@@ -154,11 +188,17 @@ impl Compiler {
             paths::write_atomic(&skeleton, &output.stdout)?;
             fresh::record(&skeleton, &fingerprint)?;
         }
-        Ok(BpfObject { stem, object, skeleton })
+        Ok(skeleton)
     }
 
     /// Compiles one userland C file to `object`.
-    pub fn c_object(&self, source: &Path, object: &Path, include_dirs: &[PathBuf], extra_flags: &[String]) -> Result<()> {
+    pub fn c_object(
+        &self,
+        source: &Path,
+        object: &Path,
+        include_dirs: &[PathBuf],
+        extra_flags: &[String],
+    ) -> Result<()> {
         if let Some(parent) = object.parent() {
             paths::create_dir_all(parent)?;
         }
@@ -177,7 +217,12 @@ impl Compiler {
             .arg(self.shown(source))
             .arg("-o")
             .arg(self.shown(object));
-        self.step(object, &[compile], &[self.shown(source)], Some(&self.shown(&depfile)))?;
+        self.step(
+            object,
+            &[compile],
+            &[self.shown(source)],
+            Some(&self.shown(&depfile)),
+        )?;
         Ok(())
     }
 
@@ -221,16 +266,16 @@ impl Compiler {
     }
 }
 
-pub struct BpfObject {
-    pub stem: String,
-    pub object: PathBuf,
-    pub skeleton: PathBuf,
-}
-
 /// A probe's extra `libs` entries: bare names become `-lname`, flags pass through.
 pub fn link_flags(libs: &[String]) -> Vec<String> {
     libs.iter()
-        .map(|l| if l.starts_with('-') || l.contains('/') { l.clone() } else { format!("-l{l}") })
+        .map(|l| {
+            if l.starts_with('-') || l.contains('/') {
+                l.clone()
+            } else {
+                format!("-l{l}")
+            }
+        })
         .collect()
 }
 
@@ -240,7 +285,14 @@ mod tests {
 
     #[test]
     fn extra_libs_accept_names_and_flags() {
-        let libs = ["config".to_string(), "-Wl,--as-needed".to_string(), "/usr/lib/libx.a".to_string()];
-        assert_eq!(link_flags(&libs), ["-lconfig", "-Wl,--as-needed", "/usr/lib/libx.a"]);
+        let libs = [
+            "config".to_string(),
+            "-Wl,--as-needed".to_string(),
+            "/usr/lib/libx.a".to_string(),
+        ];
+        assert_eq!(
+            link_flags(&libs),
+            ["-lconfig", "-Wl,--as-needed", "/usr/lib/libx.a"]
+        );
     }
 }

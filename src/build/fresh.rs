@@ -9,12 +9,21 @@ use crate::paths;
 
 /// The file beside `output` holding the command line that produced it (kbuild keeps `.o.cmd` files the same way).
 fn command_record(output: &Path) -> PathBuf {
-    let name = output.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     output.with_file_name(format!(".{name}.cmd"))
 }
 
 /// Paths in the depfile are relative to `deps_base`, the directory the compiler ran in.
-pub fn is_fresh(output: &Path, command: &str, inputs: &[PathBuf], depfile: Option<&Path>, deps_base: &Path) -> bool {
+pub fn is_fresh(
+    output: &Path,
+    command: &str,
+    inputs: &[PathBuf],
+    depfile: Option<&Path>,
+    deps_base: &Path,
+) -> bool {
     let Some(built) = paths::mtime(output) else {
         return false;
     };
@@ -25,7 +34,9 @@ pub fn is_fresh(output: &Path, command: &str, inputs: &[PathBuf], depfile: Optio
     let mut all_inputs = inputs.to_vec();
     if let Some(depfile) = depfile {
         match std::fs::read_to_string(depfile) {
-            Ok(text) => all_inputs.extend(parse_depfile(&text).into_iter().map(|d| deps_base.join(d))),
+            Ok(text) => {
+                all_inputs.extend(parse_depfile(&text).into_iter().map(|d| deps_base.join(d)))
+            }
             Err(_) => return false,
         }
     }
@@ -73,7 +84,13 @@ mod tests {
         let deps = parse_depfile(text);
         assert_eq!(
             deps,
-            ["probes/a/a.c", "include/bpf.h", "out/a.skel.h", "/x/my dir/h.h"].map(PathBuf::from)
+            [
+                "probes/a/a.c",
+                "include/bpf.h",
+                "out/a.skel.h",
+                "/x/my dir/h.h"
+            ]
+            .map(PathBuf::from)
         );
     }
 
@@ -86,13 +103,22 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(20));
         std::fs::write(&output, "obj").unwrap();
         let inputs = [input.clone()];
-        assert!(!is_fresh(&output, "cc a.c", &inputs, None, dir.path()), "no record yet");
+        assert!(
+            !is_fresh(&output, "cc a.c", &inputs, None, dir.path()),
+            "no record yet"
+        );
         record(&output, "cc a.c").unwrap();
         assert!(is_fresh(&output, "cc a.c", &inputs, None, dir.path()));
-        assert!(!is_fresh(&output, "cc -DGOPHER_DEBUG a.c", &inputs, None, dir.path()), "flags changed");
+        assert!(
+            !is_fresh(&output, "cc -DGOPHER_DEBUG a.c", &inputs, None, dir.path()),
+            "flags changed"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
         std::fs::write(&input, "int y;").unwrap();
-        assert!(!is_fresh(&output, "cc a.c", &inputs, None, dir.path()), "input newer");
+        assert!(
+            !is_fresh(&output, "cc a.c", &inputs, None, dir.path()),
+            "input newer"
+        );
         invalidate(&output).unwrap();
         assert!(!is_fresh(&output, "cc a.c", &inputs, None, dir.path()));
     }

@@ -18,7 +18,9 @@ pub fn select_vmlinux_header(workspace: &Workspace, release: &str) -> Result<Pat
     let matched = include.join(header_name(release));
     let link = include.join("vmlinux.h");
     let link_meta = std::fs::symlink_metadata(&link).ok();
-    let is_symlink = link_meta.as_ref().is_some_and(|m| m.file_type().is_symlink());
+    let is_symlink = link_meta
+        .as_ref()
+        .is_some_and(|m| m.file_type().is_symlink());
 
     if matched.is_file() {
         if link_meta.is_none() || is_symlink {
@@ -60,7 +62,11 @@ pub fn select_vmlinux_header(workspace: &Workspace, release: &str) -> Result<Pat
     let similar = if available.is_empty() {
         "ln -s linux_<similar-release>.h include/vmlinux.h".to_string()
     } else {
-        format!("ln -sf {} include/vmlinux.h   (headers here: {})", available[0], available.join(", "))
+        format!(
+            "ln -sf {} include/vmlinux.h   (headers here: {})",
+            available[0],
+            available.join(", ")
+        )
     };
     bail!(
         "no kernel header for kernel {release}: `{}` does not exist and there is no `include/vmlinux.h`{dangling}.\n\

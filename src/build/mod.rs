@@ -34,14 +34,16 @@ pub struct BuildOptions {
 /// A probe that built, and where its executable is.
 #[derive(Debug, Clone)]
 pub struct BuiltProbe {
-    pub name: String,
     pub binary: PathBuf,
 }
 
 pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<BuiltProbe>> {
     let probes = workspace.select_probes(&options.probes, &options.exclude)?;
     if probes.is_empty() {
-        eprintln!("warning: no probes to build in `{}`", workspace.probes_dir().display());
+        eprintln!(
+            "warning: no probes to build in `{}`",
+            workspace.probes_dir().display()
+        );
         return Ok(Vec::new());
     }
     check_unique_binaries(&probes)?;
@@ -55,8 +57,12 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<BuiltP
         build_opts: &options.build_opts,
         verbose: options.verbose,
     })?;
-    let lib_objects = build_shared_lib(&compiler, workspace)
-        .with_context(|| format!("the shared userland library in `{}` failed to build", workspace.lib_dir().display()))?;
+    let lib_objects = build_shared_lib(&compiler, workspace).with_context(|| {
+        format!(
+            "the shared userland library in `{}` failed to build",
+            workspace.lib_dir().display()
+        )
+    })?;
 
     let started = Instant::now();
     let next = AtomicUsize::new(0);
@@ -65,7 +71,9 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<BuiltP
         for _ in 0..options.jobs.clamp(1, probes.len()) {
             scope.spawn(|| loop {
                 let index = next.fetch_add(1, Ordering::SeqCst);
-                let Some(probe) = probes.get(index) else { break };
+                let Some(probe) = probes.get(index) else {
+                    break;
+                };
                 let probe_started = Instant::now();
                 let result = build_probe(&compiler, workspace, probe, &lib_objects)
                     .with_context(|| format!("probe `{}` failed to build", probe.name));
@@ -113,7 +121,10 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<BuiltP
 
 fn check_unique_binaries(probes: &[Probe]) -> Result<()> {
     for (i, a) in probes.iter().enumerate() {
-        if let Some(b) = probes[i + 1..].iter().find(|b| b.binary_name() == a.binary_name()) {
+        if let Some(b) = probes[i + 1..]
+            .iter()
+            .find(|b| b.binary_name() == a.binary_name())
+        {
             bail!(
                 "probes `{}` and `{}` would both build `.output/bin/{}`; give one of them another `binary` in its probe.toml",
                 a.name,
@@ -146,7 +157,12 @@ fn object_name(source: &std::path::Path) -> String {
     format!("{}.o", name.strip_suffix(".c").unwrap_or(&name))
 }
 
-fn build_probe(compiler: &Compiler, workspace: &Workspace, probe: &Probe, lib_objects: &[PathBuf]) -> Result<BuiltProbe> {
+fn build_probe(
+    compiler: &Compiler,
+    workspace: &Workspace,
+    probe: &Probe,
+    lib_objects: &[PathBuf],
+) -> Result<BuiltProbe> {
     let out_dir = workspace.probe_output_dir(&probe.name);
     let bpf_sources = paths::files_with_suffix(&probe.dir, ".bpf.c")?;
     if bpf_sources.is_empty() {
@@ -168,7 +184,12 @@ fn build_probe(compiler: &Compiler, workspace: &Workspace, probe: &Probe, lib_ob
             probe.binary_name()
         );
     }
-    let user_includes = [workspace.include_dir(), out_dir.clone(), probe.dir.clone(), workspace.lib_dir()];
+    let user_includes = [
+        workspace.include_dir(),
+        out_dir.clone(),
+        probe.dir.clone(),
+        workspace.lib_dir(),
+    ];
     let mut objects = Vec::new();
     for source in &user_sources {
         let object = out_dir.join(object_name(source));
@@ -178,8 +199,5 @@ fn build_probe(compiler: &Compiler, workspace: &Workspace, probe: &Probe, lib_ob
     objects.extend(lib_objects.iter().cloned());
     let binary = workspace.bin_dir().join(probe.binary_name());
     compiler.link(&objects, &binary, &link_flags(&probe.config.libs))?;
-    Ok(BuiltProbe {
-        name: probe.name.clone(),
-        binary,
-    })
+    Ok(BuiltProbe { binary })
 }

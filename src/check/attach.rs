@@ -14,7 +14,16 @@ const BPF_SOURCE: &str = include_str!("featprobe.bpf.c");
 const USER_SOURCE: &str = include_str!("featprobe.c");
 
 /// In the order the helper prints them.
-pub const KINDS: [&str; 8] = ["kprobe", "fentry", "tp_btf", "tracepoint", "raw_tracepoint", "uprobe", "uretprobe", "ringbuf"];
+pub const KINDS: [&str; 8] = [
+    "kprobe",
+    "fentry",
+    "tp_btf",
+    "tracepoint",
+    "raw_tracepoint",
+    "uprobe",
+    "uretprobe",
+    "ringbuf",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttachKind {
@@ -60,7 +69,8 @@ fn write_if_changed(path: &Path, contents: &str) -> Result<()> {
     if std::fs::read_to_string(path).ok().as_deref() == Some(contents) {
         return Ok(());
     }
-    paths::write_atomic(path, contents.as_bytes()).context("failed to write the attach-kind helper's source")
+    paths::write_atomic(path, contents.as_bytes())
+        .context("failed to write the attach-kind helper's source")
 }
 
 pub fn parse(text: &str) -> Vec<AttachKind> {
@@ -89,7 +99,10 @@ mod tests {
         let parsed = parse(text);
         assert_eq!(parsed.len(), 2);
         assert!(!parsed[0].available);
-        assert_eq!(parsed[0].detail, "attach failed: ENOENT (No such file or directory)");
+        assert_eq!(
+            parsed[0].detail,
+            "attach failed: ENOENT (No such file or directory)"
+        );
         assert!(parsed[1].available);
     }
 }

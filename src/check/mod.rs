@@ -12,7 +12,9 @@ use crate::distro::{Family, OsRelease};
 use crate::gen::KERNEL_BTF;
 use crate::kernel::{self, KernelVersion};
 use crate::tool::{self, Cmd, ToolKind};
-use crate::toolchain::{self, parse_bpftool_version, parse_clang_version, MIN_CLANG_MAJOR, MIN_LIBBPF};
+use crate::toolchain::{
+    self, parse_bpftool_version, parse_clang_version, MIN_CLANG_MAJOR, MIN_LIBBPF,
+};
 
 pub struct CheckOptions {
     pub fix: bool,
@@ -39,7 +41,10 @@ pub struct Row {
 enum FixAction {
     /// Install the packages that provide this requirement (a key of repo-config/packages.toml).
     Install(&'static str),
-    Mount { fstype: &'static str, point: &'static str },
+    Mount {
+        fstype: &'static str,
+        point: &'static str,
+    },
 }
 
 #[derive(Debug, Serialize)]
@@ -50,14 +55,23 @@ pub struct Report {
 
 impl Report {
     pub fn failed_required(&self) -> Vec<&'static str> {
-        self.rows.iter().filter(|r| r.required && !r.ok).map(|r| r.name).collect()
+        self.rows
+            .iter()
+            .filter(|r| r.required && !r.ok)
+            .map(|r| r.name)
+            .collect()
     }
 }
 
 pub fn check(options: &CheckOptions) -> Result<Report> {
     let mut report = gather(&options.helper_dir);
     if options.fix {
-        let actions: Vec<FixAction> = report.rows.iter().filter(|r| !r.ok).filter_map(|r| r.action.clone()).collect();
+        let actions: Vec<FixAction> = report
+            .rows
+            .iter()
+            .filter(|r| !r.ok)
+            .filter_map(|r| r.action.clone())
+            .collect();
         if !actions.is_empty() {
             apply_fixes(&actions)?;
             report = gather(&options.helper_dir);
@@ -124,7 +138,9 @@ fn gather(helper_dir: &Path) -> Report {
     let install = |requirement: &'static str| -> String {
         match &family {
             Some(f) => f.install_command_line(&f.packages_for(requirement, &release)),
-            None => format!("install the package providing {requirement} (no package names known for this OS)"),
+            None => format!(
+                "install the package providing {requirement} (no package names known for this OS)"
+            ),
         }
     };
     let mut rows = Vec::new();
@@ -132,14 +148,27 @@ fn gather(helper_dir: &Path) -> Report {
     // System.
     let machine = kernel::machine();
     rows.push(match kernel::bpf_target_arch(&machine) {
-        Some(target) => row("system", "arch", true).pass(format!("{machine} (BPF target {target})")),
-        None => row("system", "arch", true).fail(machine, "no BPF target is known for this architecture"),
+        Some(target) => {
+            row("system", "arch", true).pass(format!("{machine} (BPF target {target})"))
+        }
+        None => row("system", "arch", true)
+            .fail(machine, "no BPF target is known for this architecture"),
     });
-    let os_name = if os.pretty_name.is_empty() { os.id.clone() } else { os.pretty_name.clone() };
+    let os_name = if os.pretty_name.is_empty() {
+        os.id.clone()
+    } else {
+        os.pretty_name.clone()
+    };
     rows.push(match &family {
-        Some(f) => row("system", "os", false).pass(format!("{os_name} ({} family, {})", f.name, f.manager)),
+        Some(f) => {
+            row("system", "os", false).pass(format!("{os_name} ({} family, {})", f.name, f.manager))
+        }
         None => row("system", "os", false).fail(
-            if os_name.is_empty() { "unknown (no /etc/os-release)".to_string() } else { os_name },
+            if os_name.is_empty() {
+                "unknown (no /etc/os-release)".to_string()
+            } else {
+                os_name
+            },
             "add this distro's package names to repo-config/packages.toml to enable --fix",
         ),
     });
@@ -150,75 +179,132 @@ fn gather(helper_dir: &Path) -> Report {
 
     // Tools.
     let clang_row = row("tools", "clang", true);
-    rows.push(match tool::find(ToolKind::Clang) {
-        Err(e) => clang_row.fail(e.to_string(), install("clang")),
-        Ok(clang) => {
-            let text = tool_output(&clang, &["--version"]);
-            match parse_clang_version(&text) {
-                Some(v) if v.0 >= MIN_CLANG_MAJOR => clang_row.pass(format!("{v} ({})", clang.program.display())),
-                Some(v) => clang_row.fail(
-                    format!("{v} ({}) is older than {MIN_CLANG_MAJOR}", clang.program.display()),
-                    format!("{}, or set CLANG to a clang >= {MIN_CLANG_MAJOR}", install("clang")),
-                ),
-                None => clang_row.fail(
-                    format!("{} printed no clang version", clang.program.display()),
-                    "set CLANG to a working clang",
-                ),
+    rows.push(
+        match tool::find(ToolKind::Clang) {
+            Err(e) => clang_row.fail(e.to_string(), install("clang")),
+            Ok(clang) => {
+                let text = tool_output(&clang, &["--version"]);
+                match parse_clang_version(&text) {
+                    Some(v) if v.0 >= MIN_CLANG_MAJOR => {
+                        clang_row.pass(format!("{v} ({})", clang.program.display()))
+                    }
+                    Some(v) => clang_row.fail(
+                        format!(
+                            "{v} ({}) is older than {MIN_CLANG_MAJOR}",
+                            clang.program.display()
+                        ),
+                        format!(
+                            "{}, or set CLANG to a clang >= {MIN_CLANG_MAJOR}",
+                            install("clang")
+                        ),
+                    ),
+                    None => clang_row.fail(
+                        format!("{} printed no clang version", clang.program.display()),
+                        "set CLANG to a working clang",
+                    ),
+                }
             }
         }
-    }
-    .with_action(FixAction::Install("clang")));
-    rows.push(simple_tool_row(ToolKind::LlvmStrip, "llvm-strip", true, &["--version"], &install).with_action(FixAction::Install("llvm-strip")));
+        .with_action(FixAction::Install("clang")),
+    );
+    rows.push(
+        simple_tool_row(
+            ToolKind::LlvmStrip,
+            "llvm-strip",
+            true,
+            &["--version"],
+            &install,
+        )
+        .with_action(FixAction::Install("llvm-strip")),
+    );
 
     let bpftool_row = row("tools", "bpftool", true);
     let mut bpftool_libbpf = None;
-    rows.push(match tool::find(ToolKind::Bpftool) {
-        Err(e) => bpftool_row.fail(e.to_string(), install("bpftool")),
-        Ok(bpftool) => {
-            let (version, libbpf) = parse_bpftool_version(&tool_output(&bpftool, &["version"]));
-            bpftool_libbpf = libbpf;
-            let has_skeleton = tool_output(&bpftool, &["gen", "help"]).contains("skeleton");
-            let described = format!(
-                "{}{} ({})",
-                version.map(|v| format!("v{v}")).unwrap_or_else(|| "unknown version".into()),
-                libbpf.map(|l| format!(", libbpf {}.{}", l.0, l.1)).unwrap_or_default(),
-                bpftool.program.display()
-            );
-            if has_skeleton {
-                bpftool_row.pass(format!("{described}, has `gen skeleton`"))
-            } else {
-                bpftool_row.fail(format!("{described} lacks `gen skeleton`"), install("bpftool"))
+    rows.push(
+        match tool::find(ToolKind::Bpftool) {
+            Err(e) => bpftool_row.fail(e.to_string(), install("bpftool")),
+            Ok(bpftool) => {
+                let (version, libbpf) = parse_bpftool_version(&tool_output(&bpftool, &["version"]));
+                bpftool_libbpf = libbpf;
+                let has_skeleton = tool_output(&bpftool, &["gen", "help"]).contains("skeleton");
+                let described = format!(
+                    "{}{} ({})",
+                    version
+                        .map(|v| format!("v{v}"))
+                        .unwrap_or_else(|| "unknown version".into()),
+                    libbpf
+                        .map(|l| format!(", libbpf {}.{}", l.0, l.1))
+                        .unwrap_or_default(),
+                    bpftool.program.display()
+                );
+                if has_skeleton {
+                    bpftool_row.pass(format!("{described}, has `gen skeleton`"))
+                } else {
+                    bpftool_row.fail(
+                        format!("{described} lacks `gen skeleton`"),
+                        install("bpftool"),
+                    )
+                }
             }
         }
-    }
-    .with_action(FixAction::Install("bpftool")));
-    rows.push(simple_tool_row(ToolKind::Cc, "cc", true, &["--version"], &install).with_action(FixAction::Install("cc")));
-    rows.push(simple_tool_row(ToolKind::Make, "make", false, &["--version"], &install).with_action(FixAction::Install("make")));
+        .with_action(FixAction::Install("bpftool")),
+    );
+    rows.push(
+        simple_tool_row(ToolKind::Cc, "cc", true, &["--version"], &install)
+            .with_action(FixAction::Install("cc")),
+    );
+    rows.push(
+        simple_tool_row(ToolKind::Make, "make", false, &["--version"], &install)
+            .with_action(FixAction::Install("make")),
+    );
 
     // Libraries.
     rows.push(header_row("libelf", "libelf.h", &install).with_action(FixAction::Install("libelf")));
     rows.push(header_row("zlib", "zlib.h", &install).with_action(FixAction::Install("zlib")));
     let libbpf_headers = toolchain::find_libbpf_headers();
     let libbpf_row = row("libraries", "libbpf", true);
-    rows.push(match &libbpf_headers {
-        None => libbpf_row.fail("bpf/libbpf.h not found", install("libbpf")),
-        Some(h) => match h.version {
-            Some(v) if (v.0, v.1) >= MIN_LIBBPF => {
-                libbpf_row.pass(format!("{}.{} (headers in {}/bpf)", v.0, v.1, h.include_dir.display()))
-            }
-            Some(v) => libbpf_row.fail(
-                format!("{}.{} is older than {}.{}", v.0, v.1, MIN_LIBBPF.0, MIN_LIBBPF.1),
-                format!("install libbpf >= {}.{} ({})", MIN_LIBBPF.0, MIN_LIBBPF.1, install("libbpf")),
-            ),
-            None => libbpf_row.fail(
-                format!("no version in {}/bpf/libbpf_version.h", h.include_dir.display()),
-                format!("install libbpf >= {}.{} ({})", MIN_LIBBPF.0, MIN_LIBBPF.1, install("libbpf")),
-            ),
-        },
-    }
-    .with_action(FixAction::Install("libbpf")));
+    rows.push(
+        match &libbpf_headers {
+            None => libbpf_row.fail("bpf/libbpf.h not found", install("libbpf")),
+            Some(h) => match h.version {
+                Some(v) if (v.0, v.1) >= MIN_LIBBPF => libbpf_row.pass(format!(
+                    "{}.{} (headers in {}/bpf)",
+                    v.0,
+                    v.1,
+                    h.include_dir.display()
+                )),
+                Some(v) => libbpf_row.fail(
+                    format!(
+                        "{}.{} is older than {}.{}",
+                        v.0, v.1, MIN_LIBBPF.0, MIN_LIBBPF.1
+                    ),
+                    format!(
+                        "install libbpf >= {}.{} ({})",
+                        MIN_LIBBPF.0,
+                        MIN_LIBBPF.1,
+                        install("libbpf")
+                    ),
+                ),
+                None => libbpf_row.fail(
+                    format!(
+                        "no version in {}/bpf/libbpf_version.h",
+                        h.include_dir.display()
+                    ),
+                    format!(
+                        "install libbpf >= {}.{} ({})",
+                        MIN_LIBBPF.0,
+                        MIN_LIBBPF.1,
+                        install("libbpf")
+                    ),
+                ),
+            },
+        }
+        .with_action(FixAction::Install("libbpf")),
+    );
     // A skeleton from a bpftool built on a newer libbpf may use API the linked libbpf lacks.
-    if let (Some(tool_libbpf), Some(Some(linked))) = (bpftool_libbpf, libbpf_headers.as_ref().map(|h| h.version)) {
+    if let (Some(tool_libbpf), Some(Some(linked))) =
+        (bpftool_libbpf, libbpf_headers.as_ref().map(|h| h.version))
+    {
         let skew = row("libraries", "skeleton/libbpf", false);
         rows.push(if (tool_libbpf.0, tool_libbpf.1) <= (linked.0, linked.1) {
             skew.pass(format!("bpftool's libbpf {}.{} <= linked libbpf {}.{}", tool_libbpf.0, tool_libbpf.1, linked.0, linked.1))
@@ -243,9 +329,15 @@ fn gather(helper_dir: &Path) -> Report {
     rows.push(mount_row("bpffs", "bpf", "/sys/fs/bpf"));
 
     // Attach kinds, tested for real.
-    let tools_ok = rows.iter().filter(|r| r.section != "system" && r.required).all(|r| r.ok);
+    let tools_ok = rows
+        .iter()
+        .filter(|r| r.section != "system" && r.required)
+        .all(|r| r.ok);
     let untested = |reason: &str| -> Vec<Row> {
-        attach::KINDS.iter().map(|kind| row("attach", kind, false).fail(format!("not tested: {reason}"), "")).collect()
+        attach::KINDS
+            .iter()
+            .map(|kind| row("attach", kind, false).fail(format!("not tested: {reason}"), ""))
+            .collect()
     };
     if !kernel::is_root() {
         rows.extend(untested("loading BPF needs root (run as root)"));
@@ -254,7 +346,11 @@ fn gather(helper_dir: &Path) -> Report {
     } else {
         match attach::test_attach_kinds(helper_dir, &release) {
             Ok(kinds) => rows.extend(kinds.into_iter().map(|k| {
-                let name = attach::KINDS.iter().find(|n| **n == k.kind).copied().unwrap_or("?");
+                let name = attach::KINDS
+                    .iter()
+                    .find(|n| **n == k.kind)
+                    .copied()
+                    .unwrap_or("?");
                 if k.available {
                     row("attach", name, false).pass(k.detail)
                 } else {
@@ -263,8 +359,10 @@ fn gather(helper_dir: &Path) -> Report {
             })),
             Err(e) => {
                 // One row carries the whole error (with the failed command); the others point at it.
-                let mut failed = untested("the attach-kind helper did not build or run (see the first row)");
-                failed[0] = row("attach", attach::KINDS[0], false).fail(format!("not tested: {e:#}"), "");
+                let mut failed =
+                    untested("the attach-kind helper did not build or run (see the first row)");
+                failed[0] =
+                    row("attach", attach::KINDS[0], false).fail(format!("not tested: {e:#}"), "");
                 rows.extend(failed);
             }
         }
@@ -278,12 +376,22 @@ fn gather(helper_dir: &Path) -> Report {
 
 fn tool_output(tool: &tool::Tool, args: &[&str]) -> String {
     match Cmd::new(tool).args(args).output() {
-        Ok(out) => format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        Ok(out) => format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
         Err(_) => String::new(),
     }
 }
 
-fn simple_tool_row(kind: ToolKind, name: &'static str, required: bool, version_args: &[&str], install: &dyn Fn(&'static str) -> String) -> Row {
+fn simple_tool_row(
+    kind: ToolKind,
+    name: &'static str,
+    required: bool,
+    version_args: &[&str],
+    install: &dyn Fn(&'static str) -> String,
+) -> Row {
     let r = row("tools", name, required);
     match tool::find(kind) {
         Err(e) => r.fail(e.to_string(), install(name)),
@@ -315,14 +423,19 @@ fn mount_row(name: &'static str, fstype: &'static str, point: &'static str) -> R
     if kernel::is_mounted(fstype, point) {
         r.pass(format!("mounted at {point}"))
     } else {
-        r.fail(format!("not mounted at {point}"), format!("mount -t {fstype} {fstype} {point}"))
-            .with_action(FixAction::Mount { fstype, point })
+        r.fail(
+            format!("not mounted at {point}"),
+            format!("mount -t {fstype} {fstype} {point}"),
+        )
+        .with_action(FixAction::Mount { fstype, point })
     }
 }
 
 fn apply_fixes(actions: &[FixAction]) -> Result<()> {
     if !kernel::is_root() {
-        bail!("`--fix` installs packages and mounts filesystems, which needs root: run it with sudo");
+        bail!(
+            "`--fix` installs packages and mounts filesystems, which needs root: run it with sudo"
+        );
     }
     let os = OsRelease::read();
     let release = kernel::release().unwrap_or_default();
@@ -372,7 +485,11 @@ fn print_table(report: &Report) {
             println!("{title}");
         }
         let mark = if r.ok { "✔" } else { "✘" };
-        let optional = if !r.ok && !r.required && r.section != "attach" { " (optional)" } else { "" };
+        let optional = if !r.ok && !r.required && r.section != "attach" {
+            " (optional)"
+        } else {
+            ""
+        };
         println!("  {mark} {:<16} {}{optional}", r.name, r.value);
         if let (false, Some(fix)) = (r.ok, &r.fix) {
             println!("    {:<16} fix: {fix}", "");
@@ -385,4 +502,3 @@ fn print_table(report: &Report) {
         println!("not ready to build probes: missing {}", failed.join(", "));
     }
 }
-

@@ -36,7 +36,10 @@ fn ready() -> bool {
 }
 
 fn mtime(path: &Path) -> SystemTime {
-    std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).modified().unwrap()
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .modified()
+        .unwrap()
 }
 
 #[test]
@@ -45,7 +48,10 @@ fn a_compile_error_shows_clangs_own_lines_and_does_not_stop_the_other_probes() {
         return;
     }
     let ws = with_tiny(Workspace::new(), "tiny")
-        .file("probes/broken/broken.bpf.c", "#include \"vmlinux.h\"\n\nint oops( {\n")
+        .file(
+            "probes/broken/broken.bpf.c",
+            "#include \"vmlinux.h\"\n\nint oops( {\n",
+        )
         .file("probes/broken/broken.c", "int main(void) { return 0; }\n")
         .gen();
     let done = ws.cmd(&["-b"]).failure();
@@ -54,7 +60,9 @@ fn a_compile_error_shows_clangs_own_lines_and_does_not_stop_the_other_probes() {
         .stderr_contains("error:")
         .stderr_contains("-target bpf")
         .stderr_contains("1 of 2 probes failed to build: broken");
-    let run = std::process::Command::new(ws.path(".output/bin/tiny")).output().unwrap();
+    let run = std::process::Command::new(ws.path(".output/bin/tiny"))
+        .output()
+        .unwrap();
     assert_eq!(String::from_utf8_lossy(&run.stdout), "opened 1\n");
     assert!(ws.path(".output/tiny/tiny.skel.h").is_file());
     assert!(ws.path(".output/tiny/tiny.bpf.o").is_file());
@@ -72,18 +80,27 @@ fn builds_are_incremental_and_follow_headers_and_flags() {
     let (bin_time, obj_time) = (mtime(&binary), mtime(&object));
 
     let again = ws.cmd(&["-v", "-b", "tiny"]).success();
-    assert!(!again.stderr().contains("Running"), "nothing should run:\n{}", again.stderr());
+    assert!(
+        !again.stderr().contains("Running"),
+        "nothing should run:\n{}",
+        again.stderr()
+    );
     assert_eq!(mtime(&binary), bin_time);
 
     // Editing a header the BPF program includes rebuilds the object (clang's -MD dependencies).
     std::thread::sleep(std::time::Duration::from_millis(20));
     std::fs::write(ws.path("probes/tiny/tiny.h"), "#define TINY_RET 1\n").unwrap();
     ws.cmd(&["-b", "tiny"]).success();
-    assert!(mtime(&object) > obj_time, "header change rebuilt the object");
+    assert!(
+        mtime(&object) > obj_time,
+        "header change rebuilt the object"
+    );
 
     // -d changes the flags, so everything is rebuilt with -DGOPHER_DEBUG.
     let debug = ws.cmd(&["-v", "-b", "tiny", "-d"]).success();
-    debug.stderr_contains("-DGOPHER_DEBUG").stderr_contains("-DKER_VER_MAJOR=");
+    debug
+        .stderr_contains("-DGOPHER_DEBUG")
+        .stderr_contains("-DKER_VER_MAJOR=");
     assert!(mtime(&binary) > bin_time);
 }
 
@@ -98,15 +115,26 @@ fn probe_toml_sets_binary_name_and_extra_flags() {
             "binary = \"trace_lvs\"\nclang_flags = [\"-mcpu=v3\"]\ncflags = [\"-DEXTRA_CFLAG=7\"]\nlibs = [\"m\"]\n",
         )
         .gen();
-    let done = ws.cmd(&["-v", "build"]).env("BUILD_OPTS", "-DFROM_BUILD_OPTS=1").success();
-    done.stderr_contains("-mcpu=v3").stderr_contains("-DEXTRA_CFLAG=7").stderr_contains("-lm").stderr_contains("-DFROM_BUILD_OPTS=1");
+    let done = ws
+        .cmd(&["-v", "build"])
+        .env("BUILD_OPTS", "-DFROM_BUILD_OPTS=1")
+        .success();
+    done.stderr_contains("-mcpu=v3")
+        .stderr_contains("-DEXTRA_CFLAG=7")
+        .stderr_contains("-lm")
+        .stderr_contains("-DFROM_BUILD_OPTS=1");
     assert!(ws.path(".output/bin/trace_lvs").is_file());
     assert!(!ws.path(".output/bin/lvsprobe").exists());
 
     let bad = Workspace::new().file("probes/p/probe.toml", "binary = \"../escape\"\n");
-    bad.cmd(&["-b"]).failure().stderr_contains("invalid `binary`");
+    bad.cmd(&["-b"])
+        .failure()
+        .stderr_contains("invalid `binary`");
     let typo = Workspace::new().file("probes/p/probe.toml", "clang_flag = []\n");
-    typo.cmd(&["-b"]).failure().stderr_contains("probe.toml").stderr_contains("unknown field");
+    typo.cmd(&["-b"])
+        .failure()
+        .stderr_contains("probe.toml")
+        .stderr_contains("unknown field");
 }
 
 #[test]
@@ -124,7 +152,10 @@ fn several_kernel_programs_give_several_skeletons() {
         .gen();
     ws.cmd(&["-b"]).success();
     assert!(ws.path(".output/multi/other.skel.h").is_file());
-    assert!(std::process::Command::new(ws.path(".output/bin/multi")).status().unwrap().success());
+    assert!(std::process::Command::new(ws.path(".output/bin/multi"))
+        .status()
+        .unwrap()
+        .success());
 }
 
 #[test]
@@ -147,15 +178,38 @@ fn header_selection_follows_vmlinux_ver_and_explains_a_missing_header() {
         return;
     }
     let ws = with_tiny(Workspace::new(), "tiny");
-    ws.cmd(&["-b"]).failure().stderr_contains("ebpf-probe -g").stderr_contains("ln -s").stderr_contains("--btf");
+    ws.cmd(&["-b"])
+        .failure()
+        .stderr_contains("ebpf-probe -g")
+        .stderr_contains("ln -s")
+        .stderr_contains("--btf");
 
     let ws = ws.gen();
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap().trim().to_string();
-    std::fs::copy(ws.path(&format!("include/linux_{release}.h")), ws.path("include/linux_9.9.9-test.h")).unwrap();
-    ws.cmd(&["-v", "-b"]).env("VMLINUX_VER", "9.9.9-test").success().stderr_contains("-DKER_VER_MAJOR=9");
-    assert_eq!(std::fs::read_link(ws.path("include/vmlinux.h")).unwrap().to_str().unwrap(), "linux_9.9.9-test.h");
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap()
+        .trim()
+        .to_string();
+    std::fs::copy(
+        ws.path(&format!("include/linux_{release}.h")),
+        ws.path("include/linux_9.9.9-test.h"),
+    )
+    .unwrap();
+    ws.cmd(&["-v", "-b"])
+        .env("VMLINUX_VER", "9.9.9-test")
+        .success()
+        .stderr_contains("-DKER_VER_MAJOR=9");
+    assert_eq!(
+        std::fs::read_link(ws.path("include/vmlinux.h"))
+            .unwrap()
+            .to_str()
+            .unwrap(),
+        "linux_9.9.9-test.h"
+    );
     // No header for the asked release: the existing vmlinux.h is used, and the user is told.
-    ws.cmd(&["-b"]).env("VMLINUX_VER", "1.2.3-none").success().stderr_contains("using the existing `include/vmlinux.h`");
+    ws.cmd(&["-b"])
+        .env("VMLINUX_VER", "1.2.3-none")
+        .success()
+        .stderr_contains("using the existing `include/vmlinux.h`");
 }
 
 #[test]
@@ -164,7 +218,10 @@ fn a_tool_override_that_does_not_exist_is_named() {
         return;
     }
     let ws = with_tiny(Workspace::new(), "tiny").gen();
-    ws.cmd(&["-b"]).env("CLANG", "/nonexistent/clang").failure().stderr_contains("CLANG=/nonexistent/clang");
+    ws.cmd(&["-b"])
+        .env("CLANG", "/nonexistent/clang")
+        .failure()
+        .stderr_contains("CLANG=/nonexistent/clang");
 }
 
 #[test]
@@ -191,6 +248,15 @@ fn gen_reads_btf_from_an_elf_object() {
     let ws = with_tiny(Workspace::new(), "tiny").gen();
     ws.cmd(&["-b"]).success();
     let object = ws.path(".output/tiny/tiny.bpf.o");
-    ws.cmd(&["gen", "--btf", object.to_str().unwrap(), "--kernel-release", "elf-test"]).success();
-    assert!(std::fs::read_to_string(ws.path("include/linux_elf-test.h")).unwrap().contains("#include \"ext_def.h\""));
+    ws.cmd(&[
+        "gen",
+        "--btf",
+        object.to_str().unwrap(),
+        "--kernel-release",
+        "elf-test",
+    ])
+    .success();
+    assert!(std::fs::read_to_string(ws.path("include/linux_elf-test.h"))
+        .unwrap()
+        .contains("#include \"ext_def.h\""));
 }

@@ -8,8 +8,25 @@ fn help_documents_the_old_spellings_and_the_subcommands() {
     let out = Command::new(BIN).arg("--help").output().unwrap();
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    for needle in ["--check", "-g, --gen", "-b, --build", "-c, --clean", "--install", "-d, --debug", "-C <DIR>",
-        "check", "gen", "build", "clean", "install", "new", "VMLINUX_VER", "EXTEND_PROBES", "BUILD_OPTS", "CLANG"] {
+    for needle in [
+        "--check",
+        "-g, --gen",
+        "-b, --build",
+        "-c, --clean",
+        "--install",
+        "-d, --debug",
+        "-C <DIR>",
+        "check",
+        "gen",
+        "build",
+        "clean",
+        "install",
+        "new",
+        "VMLINUX_VER",
+        "EXTEND_PROBES",
+        "BUILD_OPTS",
+        "CLANG",
+    ] {
         assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
     }
 }
@@ -24,15 +41,23 @@ fn no_arguments_prints_help_and_fails() {
 #[test]
 fn outside_a_workspace_the_error_names_the_marker_and_the_ways_out() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN).args(["-C", dir.path().to_str().unwrap(), "-b"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["-C", dir.path().to_str().unwrap(), "-b"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("ebpf-probe.toml") && stderr.contains("-C DIR"), "{stderr}");
+    assert!(
+        stderr.contains("ebpf-probe.toml") && stderr.contains("-C DIR"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn the_workspace_is_found_from_a_subdirectory_and_with_dash_c() {
-    let ws = Workspace::new().file("probes/p/p.bpf.c", "").file("probes/p/p.c", "");
+    let ws = Workspace::new()
+        .file("probes/p/p.bpf.c", "")
+        .file("probes/p/p.c", "");
     // Cleaning a probe by name proves the workspace (and its probe list) was found.
     let mut from_sub = ws.cmd(&["-c", "p"]);
     from_sub.command.current_dir(ws.path("probes/p"));
@@ -45,6 +70,11 @@ fn the_workspace_is_found_from_a_subdirectory_and_with_dash_c() {
 
 #[test]
 fn an_unknown_probe_is_refused_with_the_list_of_probes() {
-    let ws = Workspace::new().file("probes/p/p.bpf.c", "").file("probes/p/p.c", "");
-    ws.cmd(&["-c", "nosuch"]).failure().stderr_contains("no probe named `nosuch`").stderr_contains("probes here: p");
+    let ws = Workspace::new()
+        .file("probes/p/p.bpf.c", "")
+        .file("probes/p/p.c", "");
+    ws.cmd(&["-c", "nosuch"])
+        .failure()
+        .stderr_contains("no probe named `nosuch`")
+        .stderr_contains("probes here: p");
 }

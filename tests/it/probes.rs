@@ -1,1 +1,146 @@
 //! The shipped probes and the SDK, end to end on the real kernel: build, run as root, trigger, read lines.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::support::{require_kernel, RunningProbe, Workspace};
+
+#[test]
+fn killprobe_reports_a_real_kill_within_a_second() {
+    if !require_kernel() {
+        return;
+    }
+    let ws = Workspace::new().shipped_probe("killprobe").gen();
+    ws.cmd(&["-b", "killprobe"]).success();
+    let mut probe = RunningProbe::start(&ws.path(".output/bin/killprobe"), &[]);
+
+    let mut victim = Command::new("sleep").arg("30").spawn().unwrap();
+    let mut killer = Command::new("kill")
+        .args(["-USR1", &victim.id().to_string()])
+        .spawn()
+        .unwrap();
+    let expected = format!("|kill_info|{}|10|{}|kill|", killer.id(), victim.id());
+    killer.wait().unwrap();
+    let line = probe.wait_for_line(Duration::from_secs(1), |l| l == expected);
+    let _ = victim.kill();
+    let _ = victim.wait();
+    assert!(
+        line.is_some(),
+        "expected {expected:?} within a second; the probe printed {:#?}",
+        probe.seen
+    );
+    let status = probe.terminate();
+    assert!(
+        status.success(),
+        "killprobe exits cleanly on SIGTERM: {status}"
+    );
+}
+
+#[test]
+fn dnsprobe_sees_a_child_resolve_localhost() {
+    if !require_kernel() {
+        return;
+    }
+    let ws = Workspace::new().shipped_probe("dnsprobe").gen();
+    ws.cmd(&["-b", "dnsprobe"]).success();
+    let mut probe = RunningProbe::start(&ws.path(".output/bin/dnsprobe"), &[]);
+
+    let child = Command::new("getent")
+        .args(["ahosts", "localhost"])
+        .output();
+    let mut resolver = Command::new("getent")
+        .args(["ahosts", "localhost"])
+        .spawn()
+        .unwrap();
+    let prefix = format!("|dns_lookup|{}|getent|localhost|", resolver.id());
+    assert!(
+        resolver.wait().unwrap().success(),
+        "getent ahosts localhost: {child:?}"
+    );
+    let line = probe.wait_for_line(Duration::from_secs(2), |l| l.starts_with(&prefix));
+    let Some(line) = line else {
+        panic!(
+            "expected a line starting {prefix:?}; the probe printed {:#?}",
+            probe.seen
+        );
+    };
+    // |dns_lookup|pid|comm|host|ret|latency_us| : ret 0 and a latency in microseconds.
+    let values: Vec<&str> = line.trim_matches('|').split('|').collect();
+    assert_eq!(values.len(), 6, "{line}");
+    assert_eq!(values[4], "0", "getaddrinfo returned 0: {line}");
+    assert!(
+        values[5].parse::<u64>().is_ok(),
+        "latency is a number: {line}"
+    );
+    assert!(probe.terminate().success());
+}
+
+#[test]
+fn every_sdk_macro_that_this_kernel_runs_sees_the_right_values() {
+    if !require_kernel() {
+        return;
+    }
+    let ws = Workspace::new().fixture_probe("sdkprobe").gen();
+    ws.cmd(&["-b"]).success();
+    let out = Command::new(ws.path(".output/bin/sdkprobe"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "sdkprobe failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for check in [
+        "tracepoint ok",
+        "raw_tracepoint ok",
+        "uprobe ok",
+        "uretprobe ok",
+        "uprobe_ret ok",
+    ] {
+        assert!(
+            stdout.contains(check),
+            "sdkprobe lacks {check:?}:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn kprobe_macros_pass_the_verifier() {
+    if !require_kernel() {
+        return;
+    }
+    let ws = Workspace::new().fixture_probe("sdkprobe").gen();
+    ws.cmd(&["-b"]).success();
+    assert!(crate::support::require(
+        "bpffs at /sys/fs/bpf",
+        std::path::Path::new("/sys/fs/bpf").is_dir()
+    ));
+    let pin_dir = format!("/sys/fs/bpf/ebpf-probe-test-{}", std::process::id());
+    let out = Command::new("bpftool")
+        .args([
+            "prog",
+            "loadall",
+            ws.path(".output/sdkprobe/sdk_kprobe.bpf.o")
+                .to_str()
+                .unwrap(),
+            &pin_dir,
+        ])
+        .output()
+        .unwrap();
+    let pinned: Vec<String> = std::fs::read_dir(&pin_dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&pin_dir);
+    assert!(
+        out.status.success(),
+        "bpftool prog loadall: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // KPROBE, KRETPROBE and both halves of KPROBE_RET were verified and loaded.
+    assert!(pinned.len() >= 4, "loaded programs: {pinned:?}");
+}

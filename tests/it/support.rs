@@ -16,7 +16,9 @@ pub fn require(what: &str, present: bool) -> bool {
         return true;
     }
     if std::env::var_os("CI").is_some() {
-        panic!("this test needs {what}, which CI must provide (run `ebpf-probe --check --fix` first)");
+        panic!(
+            "this test needs {what}, which CI must provide (run `ebpf-probe --check --fix` first)"
+        );
     }
     eprintln!("skipping: needs {what}");
     false
@@ -25,7 +27,11 @@ pub fn require(what: &str, present: bool) -> bool {
 pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
         .unwrap_or(false)
 }
 
@@ -38,18 +44,29 @@ pub fn has_program(name: &str) -> bool {
 
 /// The build tools and libbpf headers.
 pub fn require_build_tools() -> bool {
-    let present = ["clang", "llvm-strip", "bpftool", "cc"].iter().all(|t| has_program(t))
+    let present = ["clang", "llvm-strip", "bpftool", "cc"]
+        .iter()
+        .all(|t| has_program(t))
         && Path::new("/usr/include/bpf/libbpf.h").is_file()
         && Path::new("/usr/include/libelf.h").is_file();
-    require("clang, llvm-strip, bpftool, cc, libbpf and libelf headers", present)
+    require(
+        "clang, llvm-strip, bpftool, cc, libbpf and libelf headers",
+        present,
+    )
 }
 
 /// Loading BPF: root, the tools, kernel BTF and tracefs.
 pub fn require_kernel() -> bool {
     require_build_tools()
         && require("root", is_root())
-        && require("kernel BTF at /sys/kernel/btf/vmlinux", Path::new("/sys/kernel/btf/vmlinux").exists())
-        && require("tracefs mounted at /sys/kernel/tracing", Path::new("/sys/kernel/tracing/events").is_dir())
+        && require(
+            "kernel BTF at /sys/kernel/btf/vmlinux",
+            Path::new("/sys/kernel/btf/vmlinux").exists(),
+        )
+        && require(
+            "tracefs mounted at /sys/kernel/tracing",
+            Path::new("/sys/kernel/tracing/events").is_dir(),
+        )
 }
 
 /// A throwaway workspace: the marker, this repository's SDK headers and lib/, and chosen probes.
@@ -59,11 +76,17 @@ pub struct Workspace {
 
 impl Workspace {
     pub fn new() -> Workspace {
-        let dir = tempfile::Builder::new().prefix("ebpf-probe-test").tempdir().unwrap();
-        std::fs::write(dir.path().join("ebpf-probe.toml"), "name = \"test\"\n").unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("ebpf-probe-test")
+            .tempdir()
+            .unwrap();
+        std::fs::write(dir.path().join("ebpf-probe.toml"), "# test workspace\n").unwrap();
         let include = dir.path().join("include");
         std::fs::create_dir_all(&include).unwrap();
-        for entry in std::fs::read_dir(repo_root().join("include")).unwrap().flatten() {
+        for entry in std::fs::read_dir(repo_root().join("include"))
+            .unwrap()
+            .flatten()
+        {
             let name = entry.file_name().to_string_lossy().into_owned();
             // Generated headers are per machine; each test workspace makes its own with -g.
             if name.starts_with("linux_") || name == "vmlinux.h" {
@@ -82,13 +105,19 @@ impl Workspace {
 
     /// Copies `probes/<name>` from this repository.
     pub fn shipped_probe(self, name: &str) -> Workspace {
-        copy_dir(&repo_root().join("probes").join(name), &self.root().join("probes").join(name));
+        copy_dir(
+            &repo_root().join("probes").join(name),
+            &self.root().join("probes").join(name),
+        );
         self
     }
 
     /// Copies `tests/fixtures/<name>` in as a probe.
     pub fn fixture_probe(self, name: &str) -> Workspace {
-        copy_dir(&repo_root().join("tests/fixtures").join(name), &self.root().join("probes").join(name));
+        copy_dir(
+            &repo_root().join("tests/fixtures").join(name),
+            &self.root().join("probes").join(name),
+        );
         self
     }
 
@@ -103,7 +132,10 @@ impl Workspace {
     pub fn cmd(&self, args: &[&str]) -> Run {
         let mut command = Command::new(BIN);
         command.args(args).current_dir(self.root());
-        Run { command, cwd: self.root().to_path_buf() }
+        Run {
+            command,
+            cwd: self.root().to_path_buf(),
+        }
     }
 
     /// `ebpf-probe -g` that must succeed.
@@ -135,7 +167,11 @@ impl Run {
 
     pub fn output(mut self) -> Done {
         let output = self.command.output().expect("run ebpf-probe");
-        Done { description: format!("{:?} in {}", self.command, self.cwd.display()), cwd: self.cwd, output }
+        Done {
+            description: format!("{:?} in {}", self.command, self.cwd.display()),
+            cwd: self.cwd,
+            output,
+        }
     }
 
     pub fn success(self) -> Done {
@@ -182,12 +218,20 @@ impl Done {
     }
 
     pub fn stderr_contains(&self, needle: &str) -> &Done {
-        assert!(self.stderr().contains(needle), "stderr lacks {needle:?}\n{}", self.report());
+        assert!(
+            self.stderr().contains(needle),
+            "stderr lacks {needle:?}\n{}",
+            self.report()
+        );
         self
     }
 
     pub fn stdout_contains(&self, needle: &str) -> &Done {
-        assert!(self.stdout().contains(needle), "stdout lacks {needle:?}\n{}", self.report());
+        assert!(
+            self.stdout().contains(needle),
+            "stdout lacks {needle:?}\n{}",
+            self.report()
+        );
         self
     }
 }
@@ -200,7 +244,9 @@ fn tree(dir: &Path) -> String {
 }
 
 fn walk(root: &Path, dir: &Path, lines: &mut Vec<String>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         lines.push(format!("  {}", path.strip_prefix(root).unwrap().display()));
@@ -212,7 +258,10 @@ fn walk(root: &Path, dir: &Path, lines: &mut Vec<String>) {
 
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("read {}: {e}", from.display())).flatten() {
+    for entry in std::fs::read_dir(from)
+        .unwrap_or_else(|e| panic!("read {}: {e}", from.display()))
+        .flatten()
+    {
         let target = to.join(entry.file_name());
         if entry.path().is_dir() {
             copy_dir(&entry.path(), &target);
@@ -243,7 +292,10 @@ impl RunningProbe {
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
                 if tx.send(line).is_err() {
                     break;
                 }
@@ -251,7 +303,10 @@ impl RunningProbe {
         });
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
                 eprintln!("[probe stderr] {line}");
                 let _ = ready_tx.send(line);
             }
@@ -265,15 +320,26 @@ impl RunningProbe {
                 Err(_) => {
                     let status = child.try_wait().ok().flatten();
                     let _ = child.kill();
-                    panic!("{} never said it was ready (exit status: {status:?})", binary.display());
+                    panic!(
+                        "{} never said it was ready (exit status: {status:?})",
+                        binary.display()
+                    );
                 }
             }
         }
-        RunningProbe { child, lines: rx, seen: Vec::new() }
+        RunningProbe {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
     }
 
     /// Waits up to `timeout` for a stdout line matching `pred`.
-    pub fn wait_for_line(&mut self, timeout: std::time::Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
+    pub fn wait_for_line(
+        &mut self,
+        timeout: std::time::Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Option<String> {
         let deadline = std::time::Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
