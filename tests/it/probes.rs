@@ -45,18 +45,14 @@ fn dnsprobe_sees_a_child_resolve_localhost() {
     ws.cmd(&["-b", "dnsprobe"]).success();
     let mut probe = RunningProbe::start(&ws.path(".output/bin/dnsprobe"), &[]);
 
-    let child = Command::new("getent")
-        .args(["ahosts", "localhost"])
-        .output();
     let mut resolver = Command::new("getent")
         .args(["ahosts", "localhost"])
+        .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let prefix = format!("|dns_lookup|{}|getent|localhost|", resolver.id());
-    assert!(
-        resolver.wait().unwrap().success(),
-        "getent ahosts localhost: {child:?}"
-    );
+    // A minimal root may have no /etc/hosts entry for localhost; the lookup is still made and reported.
+    let resolved = resolver.wait().unwrap().success();
     let line = probe.wait_for_line(Duration::from_secs(2), |l| l.starts_with(&prefix));
     let Some(line) = line else {
         panic!(
@@ -67,7 +63,14 @@ fn dnsprobe_sees_a_child_resolve_localhost() {
     // |dns_lookup|pid|comm|host|ret|latency_us| : ret 0 and a latency in microseconds.
     let values: Vec<&str> = line.trim_matches('|').split('|').collect();
     assert_eq!(values.len(), 6, "{line}");
-    assert_eq!(values[4], "0", "getaddrinfo returned 0: {line}");
+    let ret: i32 = values[4]
+        .parse()
+        .unwrap_or_else(|_| panic!("ret is a number: {line}"));
+    assert_eq!(
+        ret == 0,
+        resolved,
+        "ret 0 exactly when getent resolved localhost: {line}"
+    );
     assert!(
         values[5].parse::<u64>().is_ok(),
         "latency is a number: {line}"
