@@ -146,10 +146,16 @@ pub enum Command {
     Build(BuildArgs),
     /// Remove build outputs (same as -c)
     Clean(CleanArgs),
-    /// Install built probes, their .meta files and configs (same as --install)
+    /// Build if needed, then install probes, their .meta files and conf/ files (same as --install)
     Install(InstallArgs),
-    /// Create a new probe from the templates
+    /// Remove exactly the files `install` recorded (same directory flags as install)
+    Uninstall(InstallArgs),
+    /// Create a new probe from the templates that builds and prints lines out of the box
     New(NewArgs),
+    /// Create a new workspace (marker, C SDK, lib/, probes/) in DIR
+    Init(InitArgs),
+    /// Run a built probe (as root) and check every line it prints against its .meta
+    Run(RunArgs),
     /// Validate probes' .meta files by gala-gopher's rules (also done before every build)
     CheckMeta(CleanArgs),
 }
@@ -196,6 +202,9 @@ pub struct CleanArgs {
 
 #[derive(Debug, Args, Default)]
 pub struct InstallArgs {
+    /// Probes to act on; all when none are given
+    #[arg(value_name = "PROBE")]
+    pub probes: Vec<String>,
     /// Directory for probe executables
     #[arg(
         short = 'b',
@@ -227,6 +236,44 @@ pub struct InstallArgs {
 
 #[derive(Debug, Args, Default)]
 pub struct NewArgs {
-    /// Name of the probe (a C identifier; also its directory under probes/)
+    /// Name of the probe: a C identifier of at most 31 characters; also its directory, table and binary name
     pub name: String,
+    /// Language of the userland loader
+    #[arg(long, value_enum, default_value = "c")]
+    pub userland: UserlandArg,
+    /// Attach point (the default fires on every exec, so a new probe prints at once): tracepoint:CATEGORY/NAME, raw_tracepoint:NAME, uprobe:BINARY:SYMBOL, uretprobe:BINARY:SYMBOL, kprobe:FUNC
+    #[arg(
+        long,
+        value_name = "KIND:TARGET",
+        default_value = "tracepoint:sched/sched_process_exec"
+    )]
+    pub attach: String,
+    /// Executable name when it should differ from the probe name
+    #[arg(long, value_name = "NAME")]
+    pub binary: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, clap::ValueEnum)]
+pub enum UserlandArg {
+    #[default]
+    C,
+    Rust,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct InitArgs {
+    /// Directory for the new workspace (created if missing; must be empty)
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct RunArgs {
+    /// The probe to run (directory name under probes/)
+    pub probe: String,
+    /// How long to run before stopping it with SIGTERM
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub seconds: u64,
+    /// Arguments passed to the probe (after `--`)
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
 }

@@ -3,13 +3,19 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::build::{self, BuildOptions};
 use crate::check::{self, CheckOptions};
-use crate::cli::{BuildArgs, CheckArgs, Cli, Command, GenArgs, InstallArgs};
+use crate::cli::{
+    BuildArgs, CheckArgs, Cli, Command, GenArgs, InitArgs, InstallArgs, NewArgs, RunArgs,
+    UserlandArg,
+};
 use crate::gen::{self, GenOptions, KERNEL_BTF};
+use crate::install::{self, InstallDirs};
 use crate::kernel;
+use crate::run::RunOptions;
+use crate::scaffold::{self, Attach, NewOptions, Userland};
 use crate::workspace::{parse_probe_list, Workspace};
 
 /// Everything one invocation asked for, whichever spelling was used.
@@ -22,7 +28,10 @@ pub struct Plan {
     pub gen: Option<GenArgs>,
     pub build: Option<BuildArgs>,
     pub install: Option<InstallArgs>,
-    pub new: Option<String>,
+    pub uninstall: Option<InstallArgs>,
+    pub new: Option<NewArgs>,
+    pub init: Option<InitArgs>,
+    pub run: Option<RunArgs>,
     pub check_meta: Option<Vec<String>>,
 }
 
@@ -46,7 +55,10 @@ impl Plan {
                 Command::Build(args) => plan.build = Some(args),
                 Command::Clean(args) => plan.clean = Some(args.probes),
                 Command::Install(args) => plan.install = Some(args),
-                Command::New(args) => plan.new = Some(args.name),
+                Command::Uninstall(args) => plan.uninstall = Some(args),
+                Command::New(args) => plan.new = Some(args),
+                Command::Init(args) => plan.init = Some(args),
+                Command::Run(args) => plan.run = Some(args),
                 Command::CheckMeta(args) => plan.check_meta = Some(args.probes),
             }
             return Ok(plan);
@@ -73,6 +85,7 @@ impl Plan {
         }
         if cli.install {
             plan.install = Some(InstallArgs {
+                probes: Vec::new(),
                 bin_dir: "/usr/bin/extends/ebpf.probe".into(),
                 conf_dir: "/etc/gala-gopher/extend_probes".into(),
                 meta_dir: "/opt/gala-gopher/meta".into(),
@@ -88,14 +101,41 @@ pub fn run(plan: Plan) -> Result<()> {
         Some(dir) => dir.clone(),
         None => std::env::current_dir()?,
     };
+    if let Some(args) = &plan.init {
+        let dir = if args.dir.is_absolute() {
+            args.dir.clone()
+        } else {
+            start_dir.join(&args.dir)
+        };
+        let workspace = scaffold::init_workspace(&dir)?;
+        eprintln!(
+            "     Created workspace {} (next: `cd {} && ebpf-probe new myprobe`)",
+            workspace.root.display(),
+            args.dir.display()
+        );
+        return Ok(());
+    }
     let needs_workspace = plan.check_meta.is_some()
         || plan.clean.is_some()
         || plan.gen.is_some()
         || plan.build.is_some()
-        || plan.install.is_some();
+        || plan.install.is_some()
+        || plan.uninstall.is_some()
+        || plan.new.is_some()
+        || plan.run.is_some();
     // The check works anywhere; inside a workspace it keeps its helper build under .output/.check.
     let workspace = match Workspace::find(&start_dir) {
         Ok(ws) => Some(ws),
+        // `-C DIR new NAME` on an empty or missing directory starts a workspace there.
+        Err(_)
+            if plan.new.is_some()
+                && plan.directory.is_some()
+                && is_empty_or_missing(&start_dir) =>
+        {
+            let workspace = scaffold::init_workspace(&start_dir)?;
+            eprintln!("     Created workspace {}", workspace.root.display());
+            Some(workspace)
+        }
         Err(e) if needs_workspace => return Err(e),
         Err(_) => None,
     };
@@ -114,12 +154,32 @@ pub fn run(plan: Plan) -> Result<()> {
             helper_dir,
         })?;
     }
-    if let Some(new) = &plan.new {
-        bail!("`ebpf-probe new {new}` is not available yet in this version; copy probes/killprobe as a starting point");
-    }
     let Some(workspace) = workspace else {
         return Ok(());
     };
+    if let Some(args) = &plan.new {
+        let attach = Attach::parse(&args.attach)?;
+        let userland = match args.userland {
+            UserlandArg::C => Userland::C,
+            UserlandArg::Rust => Userland::Rust,
+        };
+        let dir = scaffold::new_probe(
+            &workspace,
+            &NewOptions {
+                name: args.name.clone(),
+                userland,
+                attach,
+                attach_spec: args.attach.clone(),
+                binary: args.binary.clone(),
+            },
+        )?;
+        eprintln!(
+            "     Created probe {} ({}); build it with `ebpf-probe -b {}`",
+            dir.display(),
+            args.attach,
+            args.name
+        );
+    }
     if let Some(probes) = &plan.check_meta {
         let files = crate::check_meta::check_meta(&workspace, probes)?;
         let tables: usize = files.iter().map(|f| f.tables.len()).sum();
@@ -144,13 +204,56 @@ pub fn run(plan: Plan) -> Result<()> {
     if let Some(args) = &plan.build {
         build::build(&workspace, &build_options(args, plan.verbose)?)?;
     }
-    if plan.install.is_some() {
-        bail!(
-            "`install` is not available yet in this version; the built probes are in `{}`",
-            workspace.bin_dir().display()
-        );
+    if let Some(args) = &plan.install {
+        let build_args = BuildArgs {
+            probes: args.probes.clone(),
+            debug: false,
+            jobs: None,
+        };
+        let built = build::build(&workspace, &build_options(&build_args, plan.verbose)?)?;
+        let probes = workspace.select_probes(&args.probes, &[])?;
+        let binaries: Vec<_> = built.into_iter().map(|b| (b.name, b.binary)).collect();
+        install::install(&workspace, &probes, &binaries, &install_dirs(args))?;
+    }
+    if let Some(args) = &plan.uninstall {
+        install::uninstall(&args.probes, &install_dirs(args))?;
+    }
+    if let Some(args) = &plan.run {
+        let build_args = BuildArgs {
+            probes: vec![args.probe.clone()],
+            debug: false,
+            jobs: None,
+        };
+        let built = build::build(&workspace, &build_options(&build_args, plan.verbose)?)?;
+        let metas = crate::check_meta::check_meta(&workspace, std::slice::from_ref(&args.probe))?;
+        let tables: Vec<_> = metas.into_iter().flat_map(|m| m.tables).collect();
+        let binary = &built.first().context("nothing was built")?.binary;
+        crate::run::run(
+            &args.probe,
+            binary,
+            &tables,
+            &RunOptions {
+                seconds: args.seconds,
+                args: args.args.clone(),
+            },
+        )?;
     }
     Ok(())
+}
+
+fn is_empty_or_missing(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .map(|mut entries| entries.next().is_none())
+        .unwrap_or(!dir.exists())
+}
+
+fn install_dirs(args: &InstallArgs) -> InstallDirs {
+    InstallDirs {
+        bin_dir: args.bin_dir.clone(),
+        conf_dir: args.conf_dir.clone(),
+        meta_dir: args.meta_dir.clone(),
+        destdir: args.destdir.clone(),
+    }
 }
 
 fn gen_options(args: &GenArgs) -> Result<GenOptions> {

@@ -165,7 +165,6 @@ pub fn check_files(files: &[(PathBuf, String)]) -> (Vec<MetaFile>, Vec<Diagnosti
 /// The protocol, as gala-gopher HEAD reads it (ingress.c, imdb.c): the line starts with `|`, the
 /// table name is the text up to the next `|`, then every value ends with `|`; exactly one value
 /// per field, and the first (the key) must not be empty.
-#[allow(dead_code)] // wired into `run` next
 pub fn check_line<'a>(tables: &'a [Table], line: &str) -> Result<&'a Table, String> {
     let line = line.strip_suffix('\n').unwrap_or(line);
     let Some(after_first_bar) = line.strip_prefix('|') else {
@@ -292,7 +291,7 @@ impl Checker<'_> {
                         "version \"{}\" is {} bytes; gala-gopher keeps the first {MAX_VERSION_BYTES}",
                         version.value,
                         version.value.len()
-                    ),
+                    )
                 );
             }
         }
@@ -396,7 +395,7 @@ impl Checker<'_> {
         } else if table_name.contains('|') {
             self.error(
                 line,
-                format!("table_name `{table_name}` contains `|`, the line protocol's separator; no line a probe prints can name this table"),
+                format!("table_name `{table_name}` contains `|`, the line protocol's separator; no line a probe prints can name this table")
             );
         }
         if table_name.len() > MAX_TABLE_NAME_BYTES {
@@ -406,7 +405,7 @@ impl Checker<'_> {
                     "table_name `{table_name}` is {} bytes; gala-gopher's IMDB keeps at most {MAX_TABLE_NAME_BYTES} \
                      (char[32] with the NUL), so the lines the probe prints never match it: shorten it",
                     table_name.len()
-                ),
+                )
             );
         }
     }
@@ -423,7 +422,7 @@ impl Checker<'_> {
                 format!(
                     "{setting} `{name}` is {} bytes; gala-gopher keeps at most {MAX_META_NAME_BYTES}: shorten it",
                     name.len()
-                ),
+                )
             );
         } else if name.len() > MAX_EXPORTED_NAME_BYTES {
             self.warning(
@@ -433,7 +432,7 @@ impl Checker<'_> {
                      so it is exported as `{}`",
                     name.len(),
                     truncate_to_bytes(name, MAX_EXPORTED_NAME_BYTES)
-                ),
+                )
             );
         }
         // Exported names become Prometheus metric and label names; one bad name breaks the
@@ -441,7 +440,7 @@ impl Checker<'_> {
         if exported && !is_prometheus_name(name) {
             self.warning(
                 line,
-                format!("{setting} `{name}` is not a valid Prometheus name ([a-zA-Z_][a-zA-Z0-9_]*), and gala-gopher exports it as is"),
+                format!("{setting} `{name}` is not a valid Prometheus name ([a-zA-Z_][a-zA-Z0-9_]*), and gala-gopher exports it as is")
             );
         }
     }
@@ -506,7 +505,7 @@ impl Checker<'_> {
                     format!(
                         "description of {context} is {} bytes; gala-gopher truncates it to {MAX_DESCRIPTION_BYTES}",
                         description.value.len()
-                    ),
+                    )
                 );
             }
             self.warn_percent_sign("description", &description.value, description.line);
@@ -527,7 +526,7 @@ impl Checker<'_> {
                 format!(
                     "{setting} contains `%`; gala-gopher uses it as a printf format (imdb.c IMDB_MetricCreate), \
                      which garbles it or, for `%s` and `%n`, crashes the daemon: write `percent`"
-                ),
+                )
             );
         }
     }
@@ -546,7 +545,7 @@ impl Checker<'_> {
                     "{context} has {} fields; gala-gopher allows at most {MAX_FIELDS_PER_TABLE} (\"Too many fields\") \
                      and refuses the meta directory: split it into several tables",
                     fields.len()
-                ),
+                )
             );
         }
         if !fields.iter().any(|field| field.kind == "key") {
@@ -555,7 +554,7 @@ impl Checker<'_> {
                 format!(
                     "{context} has no field of type `key`; gala-gopher rejects it: mark the field that identifies \
                      a record (e.g. the pid) type: \"key\""
-                ),
+                )
             );
         }
         let mut first_line_of_field: HashMap<&str, usize> = HashMap::new();
@@ -563,7 +562,7 @@ impl Checker<'_> {
             match first_line_of_field.get(field.name.as_str()) {
                 Some(first_line) => self.error(
                     field.line,
-                    format!("duplicate field name `{}` in table `{table_name}` (first at line {first_line})", field.name),
+                    format!("duplicate field name `{}` in table `{table_name}` (first at line {first_line})", field.name)
                 ),
                 None => {
                     first_line_of_field.insert(&field.name, field.line);
@@ -967,7 +966,7 @@ impl Parser {
                     return Err(syntax_error(
                         line,
                         column,
-                        format!("expected a value, found `{word}` (strings need double quotes: \"{word}\")"),
+                        format!("expected a value, found `{word}` (strings need double quotes: \"{word}\")")
                     ));
                 }
             }
@@ -980,8 +979,8 @@ impl Parser {
         })
     }
 
-    /// The elements of a list or array, up to `closing`. A trailing comma is accepted, as in
-    /// gala-gopher's own .meta files.
+    /// The elements of a list or array, up to `closing`. Unlike in groups, a trailing comma is a
+    /// syntax error here: libconfig, which gala-gopher loads .meta files with, rejects it.
     fn parse_elements(
         &mut self,
         closing: char,
@@ -1008,6 +1007,13 @@ impl Parser {
             match self.peek() {
                 Some(',') => {
                     self.bump();
+                    self.skip_blanks_and_comments()?;
+                    if self.peek() == Some(closing) {
+                        return Err(self.expected(&format!(
+                            "another element after `,` (libconfig, which gala-gopher reads .meta with, \
+                             rejects a trailing comma before `{closing}`: remove it)"
+                        )));
+                    }
                 }
                 Some(character) if character == closing => {
                     self.bump();
@@ -1052,7 +1058,7 @@ impl Parser {
                         format!(
                             "expected `\"` to close the string, found {found} \
                              (a string ends on its own line: split long text into adjacent \"a\" \"b\" literals)"
-                        ),
+                        )
                     ));
                 }
                 Some('\\') => {
@@ -1093,7 +1099,7 @@ impl Parser {
                             return Err(syntax_error(
                                 line,
                                 column,
-                                format!("expected an escape (\\\" \\\\ \\n \\t \\r \\f \\xNN), found {found}"),
+                                format!("expected an escape (\\\" \\\\ \\n \\t \\r \\f \\xNN), found {found}")
                             ));
                         }
                     };
@@ -1259,6 +1265,11 @@ mod tests {
 
     /// A file with one table (`table_name` on line 5) around `fields_text`, which starts on line 8.
     fn one_table(fields_text: &str) -> String {
+        // Callers end every field with `,`; libconfig refuses the last one before `)`.
+        let fields_text = match fields_text.trim_end().strip_suffix(',') {
+            Some(without) => format!("{without}\n"),
+            None => fields_text.to_string(),
+        };
         format!(
             "version = \"1.0.0\"\nmeasurements:\n(\n    {{\n        table_name: \"t\",\n        entity_name: \"e\",\n        fields: (\n{fields_text}        )\n    }}\n)\n"
         )
@@ -1558,7 +1569,7 @@ mod tests {
     #[test]
     fn parser_reads_every_libconfig_value() {
         let text = "a = 42; b = -7L, c = 0x1F\nd = 1.5; e = -.5; f = 1e-3; g = TRUE; h = false\n\
-                    i = [1, 2, 3,]; j = (\"x\", { k = \"y\" }, ()); l = \"tab\\there\\x41\" /* between */ \"!\"\n";
+                    i = [1, 2, 3]; j = (\"x\", { k = \"y\" }, ()); l = \"tab\\there\\x41\" /* between */ \"!\"\n";
         let settings = parse_document(text).expect("valid libconfig");
         let values: Vec<(&str, &Value, usize)> = settings
             .iter()

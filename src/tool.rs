@@ -16,6 +16,7 @@ pub enum ToolKind {
     Cc,
     Make,
     Mount,
+    Kill,
     AptGet,
     Dnf,
     Yum,
@@ -42,6 +43,7 @@ impl ToolKind {
             ToolKind::Cc => &["cc", "gcc"],
             ToolKind::Make => &["make", "gmake"],
             ToolKind::Mount => &["mount"],
+            ToolKind::Kill => &["kill"],
             ToolKind::AptGet => &["apt-get"],
             ToolKind::Dnf => &["dnf"],
             ToolKind::Yum => &["yum"],
@@ -233,6 +235,15 @@ impl Cmd {
         } else {
             Err(ProcessError::new(self, &output).into())
         }
+    }
+
+    /// Starts without waiting, stdout piped to the caller and stderr shared with ours (for `run`).
+    pub fn spawn_reading_stdout(&self) -> Result<std::process::Child> {
+        self.command()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("could not start `{self}`"))
     }
 
     /// Runs with the terminal attached (package managers show their own progress).

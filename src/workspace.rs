@@ -185,7 +185,7 @@ impl Probe {
     }
 }
 
-fn validate_binary_name(name: &str) -> Result<()> {
+pub fn validate_binary_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && !name.starts_with('.')

@@ -115,7 +115,11 @@ impl Compiler {
             if self.verbose {
                 eprintln!("     Running `{cmd}`");
             }
-            cmd.run()?;
+            let output = cmd.run()?;
+            // Warnings of a successful compile are the author's to see, not ours to swallow.
+            if !output.stderr.is_empty() {
+                eprint!("{}", String::from_utf8_lossy(&output.stderr));
+            }
         }
         fresh::record(output, &fingerprint)?;
         Ok(true)

@@ -34,6 +34,7 @@ pub struct BuildOptions {
 /// A probe that built, and where its executable is.
 #[derive(Debug, Clone)]
 pub struct BuiltProbe {
+    pub name: String,
     pub binary: PathBuf,
 }
 
@@ -199,5 +200,8 @@ fn build_probe(
     objects.extend(lib_objects.iter().cloned());
     let binary = workspace.bin_dir().join(probe.binary_name());
     compiler.link(&objects, &binary, &link_flags(&probe.config.libs))?;
-    Ok(BuiltProbe { binary })
+    Ok(BuiltProbe {
+        name: probe.name.clone(),
+        binary,
+    })
 }
