@@ -4,5 +4,8 @@ mod build;
 mod check;
 mod cli;
 mod gen;
+mod install;
+mod meta;
 mod probes;
+mod scaffold;
 mod support;

@@ -1,0 +1,256 @@
+//! `new` and `init`: every attach kind this kernel runs goes new → -b → run with at least one valid line;
+//! name and path abuse is refused with nothing written.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::support::{require_build_tools, require_kernel, Workspace, BIN};
+
+/// Runs `ebpf-probe run PROBE --seconds 4` while `trigger` fires every 100 ms; returns its stderr summary.
+fn run_while_triggering(ws: &Workspace, probe: &str, trigger: &[&str]) -> (bool, String, String) {
+    let child = Command::new(BIN)
+        .args(["run", probe, "--seconds", "4"])
+        .current_dir(ws.root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(3500) {
+        let _ = Command::new(trigger[0])
+            .args(&trigger[1..])
+            .stdout(std::process::Stdio::null())
+            .status();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn valid_lines(stderr: &str) -> usize {
+    stderr
+        .lines()
+        .find_map(|l| {
+            l.split(" valid line")
+                .next()
+                .and_then(|head| head.rsplit(' ').next())
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn new_build_run(name: &str, attach: Option<&str>, trigger: &[&str]) {
+    let ws = Workspace::new().gen();
+    let mut args = vec!["new", name];
+    if let Some(attach) = attach {
+        args.extend(["--attach", attach]);
+    }
+    ws.cmd(&args).success().stderr_contains("Created probe");
+    for file in [".bpf.c", ".c", ".h", ".meta"] {
+        assert!(
+            ws.path(&format!("probes/{name}/{name}{file}")).is_file(),
+            "{name}{file}"
+        );
+    }
+    ws.cmd(&["-b", name]).success();
+    let (ok, stdout, stderr) = run_while_triggering(&ws, name, trigger);
+    assert!(ok, "run {name} failed:\n{stdout}\n{stderr}");
+    assert!(
+        valid_lines(&stderr) >= 1,
+        "no valid |{name}| line:\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+    assert!(
+        stdout.lines().any(|l| l.starts_with(&format!("|{name}|"))),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn new_default_tracepoint_probe_prints_lines_out_of_the_box() {
+    if require_kernel() {
+        new_build_run("execwatch", None, &["true"]);
+    }
+}
+
+#[test]
+fn new_raw_tracepoint_probe_prints_lines() {
+    if require_kernel() {
+        new_build_run(
+            "rawwatch",
+            Some("raw_tracepoint:sched_process_exec"),
+            &["true"],
+        );
+    }
+}
+
+#[test]
+fn new_uprobe_probe_prints_lines() {
+    if require_kernel() {
+        new_build_run(
+            "pidwatch",
+            Some("uprobe:libc.so.6:getpid"),
+            &["python3", "-c", "import os; os.getpid()"],
+        );
+    }
+}
+
+#[test]
+fn new_uretprobe_probe_prints_lines() {
+    if require_kernel() {
+        new_build_run(
+            "lookupwatch",
+            Some("uretprobe:libc.so.6:getaddrinfo"),
+            &["getent", "ahosts", "localhost"],
+        );
+    }
+}
+
+#[test]
+fn new_kprobe_probe_builds_and_passes_the_verifier() {
+    if !require_kernel() {
+        return;
+    }
+    let ws = Workspace::new().gen();
+    ws.cmd(&[
+        "new",
+        "sleepwatch",
+        "--attach",
+        "kprobe:do_nanosleep",
+        "--binary",
+        "trace_sleep",
+    ])
+    .success();
+    ws.cmd(&["-b"]).success();
+    assert!(ws.path(".output/bin/trace_sleep").is_file());
+    let pin_dir = format!("/sys/fs/bpf/ebpf-probe-new-{}", std::process::id());
+    let out = Command::new("bpftool")
+        .args([
+            "prog",
+            "loadall",
+            ws.path(".output/sleepwatch/sleepwatch.bpf.o")
+                .to_str()
+                .unwrap(),
+            &pin_dir,
+        ])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&pin_dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn listing(ws: &Workspace) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(ws.path("probes"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn bad_names_are_refused_and_nothing_is_written() {
+    let ws = Workspace::new().shipped_probe("killprobe");
+    let before = listing(&ws);
+    let too_long = "a".repeat(32);
+    let cases: &[(&str, &str)] = &[
+        ("../x", "is a path"),
+        ("a/b", "is a path"),
+        ("/etc/evil", "is a path"),
+        ("", "empty"),
+        ("2fast", "not a C identifier"),
+        ("has-dash", "not a C identifier"),
+        ("int", "reserved"),
+        (&too_long, "at most 31"),
+        ("killprobe", "already exists"),
+    ];
+    for (name, why) in cases {
+        ws.cmd(&["new", name]).failure().stderr_contains(why);
+    }
+    ws.cmd(&["new", "ok_name", "--attach", "fentry:x"])
+        .failure()
+        .stderr_contains("unknown attach kind");
+    ws.cmd(&["new", "ok_name", "--attach", "uprobe:/bin/x\"y:f"])
+        .failure()
+        .stderr_contains("not a usable binary");
+    ws.cmd(&["new", "ok_name", "--binary", "../bin"])
+        .failure()
+        .stderr_contains("--binary");
+    ws.cmd(&["new", "ok_name", "--userland", "rust"])
+        .failure()
+        .stderr_contains("not available yet");
+    assert_eq!(listing(&ws), before, "a refused `new` writes nothing");
+}
+
+#[test]
+fn new_into_an_unwritable_place_fails_cleanly() {
+    // `probes` is a file here, so no probe directory can be created under it.
+    let ws = Workspace::new();
+    std::fs::remove_dir(ws.path("probes")).unwrap();
+    std::fs::write(ws.path("probes"), "not a directory").unwrap();
+    ws.cmd(&["new", "p"]).failure().stderr_contains("probes");
+    assert_eq!(
+        std::fs::read_to_string(ws.path("probes")).unwrap(),
+        "not a directory"
+    );
+}
+
+#[test]
+fn init_and_dash_c_on_an_empty_directory_make_a_workspace_that_builds() {
+    if !require_build_tools() || !require_kernel() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("fresh");
+    let out = Command::new(BIN)
+        .args(["-C", root.to_str().unwrap(), "new", "first"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for file in [
+        "ebpf-probe.toml",
+        "include/bpf.h",
+        "include/ext_def.h",
+        "lib/probe_util.c",
+        "probes/first/first.bpf.c",
+        ".gitignore",
+    ] {
+        assert!(root.join(file).is_file(), "{file}");
+    }
+    let out = Command::new(BIN)
+        .args(["-C", root.to_str().unwrap(), "-g", "-b"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let other = dir.path().join("second");
+    let out = Command::new(BIN)
+        .args(["init", other.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(other.join("include/__libbpf.h").is_file());
+    // A non-empty directory is not taken over.
+    let out = Command::new(BIN)
+        .args(["init", root.join("probes").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
+}
