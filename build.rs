@@ -11,6 +11,7 @@ fn main() {
         ("SDK_INCLUDE", "include"),
         ("SDK_LIB", "lib"),
         ("TEMPLATES", "templates"),
+        ("SDK_CRATES", "sdk"),
     ] {
         println!("cargo:rerun-if-changed={dir}");
         let mut files = Vec::new();
@@ -40,8 +41,10 @@ fn collect(base: &Path, dir: &Path, files: &mut Vec<String>) {
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        // Generated kernel headers are per machine (and megabytes); hidden files are editor/tool litter.
+        // Generated kernel headers are per machine (and megabytes); hidden files are editor/tool litter;
+        // `target` is cargo's.
         if name.starts_with('.')
+            || name == "target"
             || name == "vmlinux.h"
             || (name.starts_with("linux_") && name.ends_with(".h"))
         {

@@ -152,6 +152,7 @@ pub fn run(plan: Plan) -> Result<()> {
             fix: args.fix,
             json: args.json,
             helper_dir,
+            workspace_root: workspace.as_ref().map(|w| w.root.clone()),
         })?;
     }
     let Some(workspace) = workspace else {

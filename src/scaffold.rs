@@ -84,14 +84,21 @@ impl Attach {
         })
     }
 
-    /// The template directories rendered, in order (see templates/README.md).
-    fn template_dirs(&self) -> [&'static str; 3] {
-        match self {
-            Attach::Tracepoint { .. } => ["common", "kernel", "tracepoint"],
-            Attach::RawTracepoint { .. } => ["common", "kernel", "raw_tracepoint"],
-            Attach::Kprobe { .. } => ["common", "kernel", "kprobe"],
-            Attach::Uprobe { .. } => ["common", "user", "uprobe"],
-            Attach::Uretprobe { .. } => ["common", "user", "uretprobe"],
+    /// The template directories rendered, in order (see templates/README.md): the shared C header and meta,
+    /// the loader (C or Rust; `kernel` for auto-attached kinds, `user` for uprobes), the kind's `.bpf.c`.
+    fn template_dirs(&self, userland: Userland) -> Vec<&'static str> {
+        let (loader, kind) = match self {
+            Attach::Tracepoint { .. } => ("kernel", "c/tracepoint"),
+            Attach::RawTracepoint { .. } => ("kernel", "c/raw_tracepoint"),
+            Attach::Kprobe { .. } => ("kernel", "c/kprobe"),
+            Attach::Uprobe { .. } => ("user", "c/uprobe"),
+            Attach::Uretprobe { .. } => ("user", "c/uretprobe"),
+        };
+        match (userland, loader) {
+            (Userland::C, "kernel") => vec!["c/common", "c/kernel", kind],
+            (Userland::C, _) => vec!["c/common", "c/user", kind],
+            (Userland::Rust, "kernel") => vec!["c/common", "rust/common", "rust/kernel", kind],
+            (Userland::Rust, _) => vec!["c/common", "rust/common", "rust/user", kind],
         }
     }
 
@@ -121,12 +128,16 @@ impl Attach {
             Attach::Uprobe { binary, symbol } | Attach::Uretprobe { binary, symbol } => {
                 values.insert("uprobe_binary", binary.clone());
                 values.insert("uprobe_symbol", symbol.clone());
-                let attach_macro = if matches!(self, Attach::Uprobe { .. }) {
-                    "UBPF_ATTACH"
+                let is_entry = matches!(self, Attach::Uprobe { .. });
+                let (attach_macro, rust_attach_fn, prog_prefix) = if is_entry {
+                    ("UBPF_ATTACH", "attach_uprobe", "ubpf_")
                 } else {
-                    "UBPF_RET_ATTACH"
+                    ("UBPF_RET_ATTACH", "attach_uretprobe", "ubpf_ret_")
                 };
                 values.insert("attach_macro", attach_macro.into());
+                values.insert("rust_attach_fn", rust_attach_fn.into());
+                let name = values.get("name").cloned().unwrap_or_default();
+                values.insert("prog_name", format!("{prog_prefix}{name}"));
             }
         }
     }
@@ -218,7 +229,10 @@ pub fn validate_probe_name(name: &str) -> Result<()> {
             name.len()
         );
     }
-    if name.starts_with("__") || RESERVED.contains(&name) {
+    if name.contains("__") || name.ends_with('_') {
+        bail!("`{name}` has `__` or ends with `_`; such names map to clashing Rust type names (`a__b`, `a_`): pick another");
+    }
+    if RESERVED.contains(&name) {
         bail!("`{name}` is reserved (a C keyword or a name the SDK, libbpf or the workspace layout uses); pick another");
     }
     Ok(())
@@ -227,9 +241,6 @@ pub fn validate_probe_name(name: &str) -> Result<()> {
 /// Creates `probes/<name>/` from the templates; returns the new directory.
 pub fn new_probe(workspace: &Workspace, options: &NewOptions) -> Result<PathBuf> {
     validate_probe_name(&options.name)?;
-    if options.userland == Userland::Rust {
-        bail!("`--userland rust` is not available yet in this version; use `--userland c` (the default)");
-    }
     if let Some(binary) = &options.binary {
         crate::workspace::validate_binary_name(binary).context("invalid `--binary`")?;
     }
@@ -255,6 +266,8 @@ pub fn new_probe(workspace: &Workspace, options: &NewOptions) -> Result<PathBuf>
     let mut values = BTreeMap::new();
     values.insert("name", options.name.clone());
     values.insert("NAME", options.name.to_ascii_uppercase());
+    // The Rust type names libbpf-cargo and the meta generator derive from the name (`exec_watch` → `ExecWatch`).
+    values.insert("Name", crate::build::rust::camel_case(&options.name));
     values.insert("table", options.name.clone());
     values.insert(
         "binary",
@@ -267,8 +280,8 @@ pub fn new_probe(workspace: &Workspace, options: &NewOptions) -> Result<PathBuf>
     options.attach.placeholders(&mut values);
 
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
-    for dir in options.attach.template_dirs() {
-        let prefix = format!("c/{dir}/");
+    for dir in options.attach.template_dirs(options.userland) {
+        let prefix = format!("{dir}/");
         for (path, contents) in embedded::TEMPLATES
             .iter()
             .filter(|(p, _)| p.starts_with(&prefix))
@@ -300,8 +313,74 @@ pub fn new_probe(workspace: &Workspace, options: &NewOptions) -> Result<PathBuf>
         ));
     }
     paths::create_dir_all(&probes_dir)?;
-    create_dir_atomically(&target, &files)?;
+    if options.userland == Userland::C {
+        create_dir_atomically(&target, &files)?;
+        return Ok(target);
+    }
+    // A Rust probe joins the cargo workspace; if the directory cannot be created, Cargo.toml is put back.
+    let cargo_toml = workspace.root.join("Cargo.toml");
+    let before = std::fs::read_to_string(&cargo_toml).ok();
+    add_rust_workspace_member(workspace, &format!("probes/{}", options.name))?;
+    if let Err(error) = create_dir_atomically(&target, &files) {
+        match &before {
+            Some(text) => paths::write_atomic(&cargo_toml, text.as_bytes())?,
+            None => paths::remove_file_if_exists(&cargo_toml)?,
+        }
+        return Err(error);
+    }
     Ok(target)
+}
+
+/// Adds `member` to the workspace's cargo `members`, creating the cargo workspace (root Cargo.toml and the Rust
+/// SDK crates under `sdk/`) when this probe tree has none yet.
+fn add_rust_workspace_member(workspace: &Workspace, member: &str) -> Result<()> {
+    let cargo_toml = workspace.root.join("Cargo.toml");
+    for (path, contents) in embedded::SDK_CRATES {
+        let target = workspace.root.join("sdk").join(path);
+        if !target.exists() {
+            paths::write_atomic(&target, contents)?;
+        }
+    }
+    if !cargo_toml.exists() {
+        let text = format!(
+            "# Cargo workspace of this probe tree's Rust userlands and the ebpf-probe Rust SDK (written by `ebpf-probe new`).\n\
+             [workspace]\nmembers = [\"sdk/rust\", \"sdk/skelgen\", \"{member}\"]\nresolver = \"2\"\n\n\
+             [workspace.dependencies]\n# libbpf-cargo generates the skeletons libbpf-rs loads: the same exact version.\n\
+             libbpf-rs = \"=0.27.2\"\nlibbpf-cargo = \"=0.27.2\"\nlibc = \"0.2\"\n"
+        );
+        return paths::write_atomic(&cargo_toml, text.as_bytes());
+    }
+    let text = paths::read_to_string(&cargo_toml)?;
+    let parsed: toml::Value = toml::from_str(&text).with_context(|| {
+        format!(
+            "cannot read `{}` to add the probe to its workspace",
+            cargo_toml.display()
+        )
+    })?;
+    let Some(members) = parsed
+        .get("workspace")
+        .and_then(|w| w.get("members"))
+        .and_then(|m| m.as_array())
+    else {
+        bail!(
+            "`{}` has no [workspace] members list; add `members = [\"{member}\"]` under [workspace] and run `new` again",
+            cargo_toml.display()
+        );
+    };
+    if members.iter().any(|m| m.as_str() == Some(member)) {
+        return Ok(());
+    }
+    let Some(at) = text
+        .find("members")
+        .and_then(|m| text[m..].find('[').map(|b| m + b + 1))
+    else {
+        bail!(
+            "cannot find the `members = [` list in `{}`",
+            cargo_toml.display()
+        );
+    };
+    let updated = format!("{}\"{member}\", {}", &text[..at], &text[at..]);
+    paths::write_atomic(&cargo_toml, updated.as_bytes())
 }
 
 /// Replaces every `{{key}}`; a placeholder without a value is an error, so templates cannot silently ship `{{x}}`.
@@ -480,15 +559,19 @@ mod tests {
         ] {
             let attach = Attach::parse(spec).unwrap();
             let mut values = BTreeMap::new();
-            for key in ["name", "NAME", "table", "binary", "attach"] {
+            for key in ["name", "NAME", "Name", "table", "binary", "attach"] {
                 values.insert(key, "x".to_string());
             }
             attach.placeholders(&mut values);
             let mut count = 0;
-            for dir in attach.template_dirs() {
+            for dir in attach
+                .template_dirs(Userland::C)
+                .into_iter()
+                .chain(attach.template_dirs(Userland::Rust))
+            {
                 for (path, contents) in embedded::TEMPLATES
                     .iter()
-                    .filter(|(p, _)| p.starts_with(&format!("c/{dir}/")))
+                    .filter(|(p, _)| p.starts_with(&format!("{dir}/")))
                 {
                     render(std::str::from_utf8(contents).unwrap(), &values)
                         .unwrap_or_else(|e| panic!("{path}: {e}"));

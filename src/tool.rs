@@ -17,6 +17,7 @@ pub enum ToolKind {
     Make,
     Mount,
     Kill,
+    Cargo,
     AptGet,
     Dnf,
     Yum,
@@ -30,6 +31,7 @@ impl ToolKind {
             ToolKind::LlvmStrip => Some("LLVM_STRIP"),
             ToolKind::Bpftool => Some("BPFTOOL"),
             ToolKind::Cc => Some("CC"),
+            ToolKind::Cargo => Some("CARGO"),
             _ => None,
         }
     }
@@ -44,6 +46,7 @@ impl ToolKind {
             ToolKind::Make => &["make", "gmake"],
             ToolKind::Mount => &["mount"],
             ToolKind::Kill => &["kill"],
+            ToolKind::Cargo => &["cargo"],
             ToolKind::AptGet => &["apt-get"],
             ToolKind::Dnf => &["dnf"],
             ToolKind::Yum => &["yum"],
@@ -243,6 +246,15 @@ impl Cmd {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()
+            .with_context(|| format!("could not start `{self}`"))
+    }
+
+    /// Runs capturing stdout while stderr goes to the terminal (cargo's progress and diagnostics).
+    pub fn output_with_inherited_stderr(&self) -> Result<Output> {
+        self.command()
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
             .with_context(|| format!("could not start `{self}`"))
     }
 

@@ -161,6 +161,13 @@ pub struct Probe {
     pub config: ProbeConfig,
 }
 
+/// The language of a probe's loader: C files beside the `.bpf.c`, or a cargo crate (a `Cargo.toml` there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Userland {
+    C,
+    Rust,
+}
+
 impl Probe {
     fn load(name: String, dir: PathBuf) -> Result<Probe> {
         let config_path = dir.join(PROBE_CONFIG);
@@ -178,6 +185,14 @@ impl Probe {
             ProbeConfig::default()
         };
         Ok(Probe { name, dir, config })
+    }
+
+    pub fn userland(&self) -> Userland {
+        if self.dir.join("Cargo.toml").is_file() {
+            Userland::Rust
+        } else {
+            Userland::C
+        }
     }
 
     pub fn binary_name(&self) -> &str {

@@ -4,6 +4,7 @@
 pub mod compile;
 pub mod fresh;
 pub mod header;
+pub mod rust;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,7 +14,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 
 use crate::paths;
-use crate::workspace::{Probe, Workspace};
+use crate::workspace::{Probe, Userland, Workspace};
 use compile::{link_flags, Compiler, CompilerSettings};
 
 pub struct BuildOptions {
@@ -65,9 +66,16 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<BuiltP
         )
     })?;
 
+    let has_rust = probes.iter().any(|p| p.userland() == Userland::Rust);
+    let skelgen = if has_rust {
+        Some(rust::build_skelgen(workspace, options.verbose)?)
+    } else {
+        None
+    };
+
     let started = Instant::now();
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, Result<BuiltProbe>)>> = Mutex::new(Vec::new());
+    let results: Mutex<Vec<(usize, Result<Option<BuiltProbe>>)>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..options.jobs.clamp(1, probes.len()) {
             scope.spawn(|| loop {
@@ -76,10 +84,18 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<BuiltP
                     break;
                 };
                 let probe_started = Instant::now();
-                let result = build_probe(&compiler, workspace, probe, &lib_objects)
-                    .with_context(|| format!("probe `{}` failed to build", probe.name));
+                let result = build_probe(
+                    &compiler,
+                    workspace,
+                    probe,
+                    &lib_objects,
+                    skelgen.as_deref(),
+                )
+                .with_context(|| format!("probe `{}` failed to build", probe.name));
                 match &result {
-                    Ok(built) => eprintln!(
+                    // A Rust probe's userland is built by the one cargo run below.
+                    Ok(None) => {}
+                    Ok(Some(built)) => eprintln!(
                         "       Built {} → {} ({:.1}s)",
                         probe.name,
                         compiler.shown(&built.binary).display(),
@@ -93,6 +109,7 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<BuiltP
     });
     let mut results = results.into_inner().unwrap();
     results.sort_by_key(|(index, _)| *index);
+    let results = finish_rust_probes(workspace, &probes, results, options.verbose)?;
 
     let mut built = Vec::new();
     let mut failed = Vec::new();
@@ -118,6 +135,75 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<BuiltP
         started.elapsed().as_secs_f64()
     );
     Ok(built)
+}
+
+/// Runs cargo once for every Rust probe whose BPF side and generated code are ready, and copies each
+/// executable into `.output/bin/`.
+fn finish_rust_probes(
+    workspace: &Workspace,
+    probes: &[Probe],
+    results: Vec<(usize, Result<Option<BuiltProbe>>)>,
+    verbose: bool,
+) -> Result<Vec<(usize, Result<BuiltProbe>)>> {
+    let waiting: Vec<&Probe> = results
+        .iter()
+        .filter(|(_, r)| matches!(r, Ok(None)))
+        .map(|(index, _)| &probes[*index])
+        .collect();
+    let mut cargo_results = if waiting.is_empty() {
+        Vec::new()
+    } else {
+        rust::cargo_build(workspace, &waiting, verbose)?
+    };
+    let mut finished = Vec::new();
+    for (index, result) in results {
+        let result = match result {
+            Ok(Some(built)) => Ok(built),
+            Err(e) => Err(e),
+            Ok(None) => {
+                let probe = &probes[index];
+                let position = cargo_results
+                    .iter()
+                    .position(|(name, _)| *name == probe.name)
+                    .expect("every waiting probe was built");
+                let (_, outcome) = cargo_results.remove(position);
+                outcome
+                    .and_then(|(executable, fresh)| {
+                        let binary = workspace.bin_dir().join(probe.binary_name());
+                        if !fresh
+                            || !binary.exists()
+                            || paths::mtime(&binary) < paths::mtime(&executable)
+                        {
+                            let bytes = std::fs::read(&executable).with_context(|| {
+                                format!("failed to read `{}`", executable.display())
+                            })?;
+                            paths::write_atomic(&binary, &bytes)?;
+                            set_executable(&binary)?;
+                        }
+                        eprintln!(
+                            "       Built {} → .output/bin/{} (cargo{})",
+                            probe.name,
+                            probe.binary_name(),
+                            if fresh { ", fresh" } else { "" }
+                        );
+                        Ok(BuiltProbe {
+                            name: probe.name.clone(),
+                            binary,
+                        })
+                    })
+                    .with_context(|| format!("probe `{}` failed to build", probe.name))
+                    .inspect_err(|e| eprintln!("error: {e:#}\n"))
+            }
+        };
+        finished.push((index, result));
+    }
+    Ok(finished)
+}
+
+fn set_executable(path: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("failed to make `{}` executable", path.display()))
 }
 
 fn check_unique_binaries(probes: &[Probe]) -> Result<()> {
@@ -158,20 +244,34 @@ fn object_name(source: &std::path::Path) -> String {
     format!("{}.o", name.strip_suffix(".c").unwrap_or(&name))
 }
 
+/// Builds a C probe completely (`Some`), or a Rust probe's BPF side and generated code (`None`: cargo is next).
 fn build_probe(
     compiler: &Compiler,
     workspace: &Workspace,
     probe: &Probe,
     lib_objects: &[PathBuf],
-) -> Result<BuiltProbe> {
+    skelgen: Option<&std::path::Path>,
+) -> Result<Option<BuiltProbe>> {
     let out_dir = workspace.probe_output_dir(&probe.name);
     let bpf_sources = paths::files_with_suffix(&probe.dir, ".bpf.c")?;
     if bpf_sources.is_empty() {
         bail!("`{}` has no *.bpf.c kernel program", probe.dir.display());
     }
     let bpf_includes = [workspace.include_dir(), out_dir.clone(), probe.dir.clone()];
+    let mut objects = Vec::new();
     for source in &bpf_sources {
         compiler.bpf_object(source, &out_dir, &bpf_includes, &probe.config.clang_flags)?;
+        let name = source.file_name().unwrap_or_default().to_string_lossy();
+        objects.push(out_dir.join(format!(
+            "{}.bpf.o",
+            name.strip_suffix(".bpf.c").unwrap_or(&name)
+        )));
+    }
+    if probe.userland() == Userland::Rust {
+        let skelgen =
+            skelgen.expect("the skeleton generator is built when Rust probes are selected");
+        rust::generate(probe, &out_dir, &objects, skelgen)?;
+        return Ok(None);
     }
 
     let user_sources: Vec<PathBuf> = paths::files_with_suffix(&probe.dir, ".c")?
@@ -200,8 +300,8 @@ fn build_probe(
     objects.extend(lib_objects.iter().cloned());
     let binary = workspace.bin_dir().join(probe.binary_name());
     compiler.link(&objects, &binary, &link_flags(&probe.config.libs))?;
-    Ok(BuiltProbe {
+    Ok(Some(BuiltProbe {
         name: probe.name.clone(),
         binary,
-    })
+    }))
 }

@@ -21,6 +21,8 @@ pub struct CheckOptions {
     pub json: bool,
     /// Where the attach-kind helper is built (`.output/.check` in a workspace).
     pub helper_dir: PathBuf,
+    /// The workspace, when there is one: its Cargo.lock says which libbpf Rust probes link.
+    pub workspace_root: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -64,7 +66,7 @@ impl Report {
 }
 
 pub fn check(options: &CheckOptions) -> Result<Report> {
-    let mut report = gather(&options.helper_dir);
+    let mut report = gather(&options.helper_dir, options.workspace_root.as_deref());
     if options.fix {
         let actions: Vec<FixAction> = report
             .rows
@@ -74,7 +76,7 @@ pub fn check(options: &CheckOptions) -> Result<Report> {
             .collect();
         if !actions.is_empty() {
             apply_fixes(&actions)?;
-            report = gather(&options.helper_dir);
+            report = gather(&options.helper_dir, options.workspace_root.as_deref());
         } else if !options.json {
             eprintln!("nothing to fix");
         }
@@ -131,7 +133,7 @@ impl Row {
 }
 
 /// Collects every row; never fails — what cannot be read becomes a ✘ row.
-fn gather(helper_dir: &Path) -> Report {
+fn gather(helper_dir: &Path, workspace_root: Option<&Path>) -> Report {
     let os = OsRelease::read();
     let family = Family::detect(&os);
     let release = kernel::release().unwrap_or_default();
@@ -316,6 +318,8 @@ fn gather(helper_dir: &Path) -> Report {
         });
     }
 
+    rows.push(rust_libbpf_row(workspace_root));
+
     // Kernel facilities.
     rows.push(if Path::new(KERNEL_BTF).is_file() {
         row("kernel", "btf", false).pass(KERNEL_BTF)
@@ -372,6 +376,30 @@ fn gather(helper_dir: &Path) -> Report {
     }
     let ok = rows.iter().filter(|r| r.required).all(|r| r.ok);
     Report { ok, rows }
+}
+
+/// Rust probes link libbpf-sys's vendored libbpf statically (libbpf-rs 0.27 needs a newer libbpf than
+/// Debian 12's 1.1), while C probes link the system libbpf: report both so a skew is never a surprise.
+fn rust_libbpf_row(workspace_root: Option<&Path>) -> Row {
+    let r = row("libraries", "rust libbpf", false);
+    let lock = workspace_root.map(|root| root.join("Cargo.lock"));
+    let text = lock
+        .as_ref()
+        .and_then(|l| std::fs::read_to_string(l).ok())
+        .unwrap_or_default();
+    let version_of = |package: &str| {
+        let marker = format!("name = \"{package}\"\nversion = \"");
+        text.find(&marker).map(|at| {
+            let rest = &text[at + marker.len()..];
+            rest[..rest.find('"').unwrap_or(0)].to_string()
+        })
+    };
+    match (version_of("libbpf-sys"), version_of("libbpf-rs")) {
+        (Some(sys), Some(rs)) => r.pass(format!(
+            "Rust probes: libbpf-rs {rs} on libbpf-sys {sys} (its vendored libbpf, linked statically); C probes: the system libbpf"
+        )),
+        _ => r.pass("no Rust probes in this workspace (no libbpf-rs in Cargo.lock)"),
+    }
 }
 
 fn tool_output(tool: &tool::Tool, args: &[&str]) -> String {

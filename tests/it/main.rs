@@ -7,5 +7,6 @@ mod gen;
 mod install;
 mod meta;
 mod probes;
+mod rust;
 mod scaffold;
 mod support;

@@ -1,0 +1,312 @@
+//! The Rust-userland path: after the probe's `*.bpf.c` is compiled like any other, `ebpf-probe-skelgen`
+//! (libbpf-cargo, pinned to the probes' libbpf-rs) turns each object into `<stem>.skel.rs`, the `.meta` becomes
+//! `meta.rs` (one struct per table, so a line the meta does not describe does not compile), and one cargo
+//! invocation builds every Rust probe in the shared workspace target directory.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::build::fresh;
+use crate::meta::{self, Table};
+use crate::paths;
+use crate::tool::{self, Cmd, ToolKind};
+use crate::workspace::{Probe, Workspace};
+
+pub const SKELGEN_PACKAGE: &str = "ebpf-probe-skelgen";
+
+/// The cargo target directory of the workspace (`CARGO_TARGET_DIR` wins, as for cargo itself).
+fn target_dir(workspace: &Workspace) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => workspace.root.join(dir),
+        None => workspace.root.join("target"),
+    }
+}
+
+fn cargo() -> Result<tool::Tool> {
+    tool::find(ToolKind::Cargo)
+        .context("Rust probes are built with cargo; install the Rust toolchain (https://rustup.rs)")
+}
+
+/// Builds the skeleton generator once per `-b` (cargo keeps it fresh); returns its path.
+pub fn build_skelgen(workspace: &Workspace, verbose: bool) -> Result<PathBuf> {
+    if !workspace.root.join("Cargo.toml").is_file() {
+        bail!(
+            "Rust probes need a cargo workspace at `{}` (Cargo.toml with the probes and sdk/ as members); \
+             `ebpf-probe new NAME --userland rust` creates it",
+            workspace.root.display()
+        );
+    }
+    let cmd = Cmd::new(&cargo()?).cwd(&workspace.root).args([
+        "build",
+        "--release",
+        "-p",
+        SKELGEN_PACKAGE,
+    ]);
+    if verbose {
+        eprintln!("     Running `{cmd}`");
+    }
+    // A cold build compiles libbpf-sys here (the probes reuse it): cargo's progress goes to the terminal.
+    let output = cmd.output_with_inherited_stderr()?;
+    if !output.status.success() {
+        bail!("could not build the Rust skeleton generator: `{cmd}` failed ({}); its errors are above", output.status);
+    }
+    Ok(target_dir(workspace).join("release").join(SKELGEN_PACKAGE))
+}
+
+/// Generates `<stem>.skel.rs` for each BPF object and `meta.rs` from the probe's `.meta` into `out_dir`.
+pub fn generate(probe: &Probe, out_dir: &Path, objects: &[PathBuf], skelgen: &Path) -> Result<()> {
+    for object in objects {
+        let name = object.file_name().unwrap_or_default().to_string_lossy();
+        let stem = name.strip_suffix(".bpf.o").unwrap_or(&name);
+        let skeleton = out_dir.join(format!("{stem}.skel.rs"));
+        let cmd = Cmd::program(skelgen).arg(object).arg(&skeleton);
+        let fingerprint = format!("{cmd}\n");
+        let inputs = [object.clone(), skelgen.to_path_buf()];
+        if !fresh::is_fresh(&skeleton, &fingerprint, &inputs, None, out_dir) {
+            fresh::invalidate(&skeleton)?;
+            cmd.run()?;
+            fresh::record(&skeleton, &fingerprint)?;
+        }
+    }
+    let mut tables = Vec::new();
+    for path in paths::files_with_suffix(&probe.dir, ".meta")? {
+        let (parsed, _) = meta::check_file(&path, &paths::read_to_string(&path)?);
+        tables.extend(parsed.into_iter().flat_map(|m| m.tables));
+    }
+    if tables.is_empty() {
+        bail!(
+            "Rust probe `{}` has no .meta table; its line structs are generated from `{}.meta`",
+            probe.name,
+            probe.name
+        );
+    }
+    let code = meta_rs(&tables);
+    let meta_rs_path = out_dir.join("meta.rs");
+    // Rewriting identical text would make cargo rebuild the probe for nothing.
+    if std::fs::read_to_string(&meta_rs_path).ok().as_deref() != Some(code.as_str()) {
+        paths::write_atomic(&meta_rs_path, code.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Builds `probes` (all Rust) with one cargo invocation; returns each probe's executable or why it failed.
+pub fn cargo_build(
+    workspace: &Workspace,
+    probes: &[&Probe],
+    verbose: bool,
+) -> Result<Vec<(String, Result<(PathBuf, bool)>)>> {
+    let mut cmd = Cmd::new(&cargo()?).cwd(&workspace.root).args([
+        "build",
+        "--release",
+        "--keep-going",
+        "--message-format=json-render-diagnostics",
+    ]);
+    for probe in probes {
+        cmd = cmd.args(["-p", &probe.name]);
+    }
+    if verbose {
+        eprintln!("     Running `{cmd}`");
+    }
+    // cargo's progress and compiler errors go straight to the terminal; its JSON says what was built.
+    let output = cmd.output_with_inherited_stderr()?;
+    let mut artifacts: Vec<(String, PathBuf, bool)> = Vec::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if message["reason"] != "compiler-artifact" {
+            continue;
+        }
+        if let (Some(name), Some(executable)) = (
+            message["target"]["name"].as_str(),
+            message["executable"].as_str(),
+        ) {
+            artifacts.push((
+                name.to_string(),
+                PathBuf::from(executable),
+                message["fresh"].as_bool().unwrap_or(false),
+            ));
+        }
+    }
+    Ok(probes
+        .iter()
+        .map(|probe| {
+            let found = artifacts.iter().find(|(name, _, _)| name == probe.binary_name());
+            let result = match found {
+                Some((_, executable, fresh)) => Ok((executable.clone(), *fresh)),
+                None => Err(anyhow::anyhow!(
+                    "cargo did not build the binary `{}` of probe `{}` (its errors are above; the [[bin]] name in \
+                     probes/{}/Cargo.toml must be `{}`)",
+                    probe.binary_name(),
+                    probe.name,
+                    probe.name,
+                    probe.binary_name()
+                )),
+            };
+            (probe.name.clone(), result)
+        })
+        .collect())
+}
+
+/// Rust source with one struct per table: fields in meta order, each a `&dyn Display`.
+pub fn meta_rs(tables: &[Table]) -> String {
+    let mut out = String::from(
+        "// Generated by ebpf-probe from the probe's .meta; do not edit (edit the .meta and rebuild).\n\
+         // One struct per table: building one needs every field, in meta order, so a line can only have the\n\
+         // fields gala-gopher expects.\n",
+    );
+    for table in tables {
+        let type_name = camel_case(&table.name);
+        out.push_str(&format!(
+            "\n/// `|{}|…|` lines (entity `{}`).\n",
+            table.name, table.entity
+        ));
+        // A probe need not print every table, nor use FIELDS.
+        out.push_str("#[allow(dead_code)]\n");
+        out.push_str(&format!("pub struct {type_name}<'a> {{\n"));
+        for field in &table.fields {
+            let description = field.description.replace('\n', " ");
+            out.push_str(&format!("    /// {description} ({})\n", field.kind));
+            out.push_str(&format!(
+                "    pub {}: &'a dyn std::fmt::Display,\n",
+                rust_ident(&field.name)
+            ));
+        }
+        out.push_str("}\n\n");
+        out.push_str("#[allow(dead_code)]\n");
+        out.push_str(&format!("impl {type_name}<'_> {{\n"));
+        out.push_str(&format!(
+            "    pub const TABLE: &'static str = {:?};\n",
+            table.name
+        ));
+        let names: Vec<String> = table
+            .fields
+            .iter()
+            .map(|f| format!("{:?}", f.name))
+            .collect();
+        out.push_str(&format!(
+            "    pub const FIELDS: &'static [&'static str] = &[{}];\n\n",
+            names.join(", ")
+        ));
+        out.push_str("    /// Prints the line and flushes stdout.\n");
+        out.push_str("    pub fn print(&self) -> std::io::Result<()> {\n");
+        let values: Vec<String> = table
+            .fields
+            .iter()
+            .map(|f| format!("self.{}", rust_ident(&f.name)))
+            .collect();
+        out.push_str(&format!(
+            "        ebpf_probe_sdk::line::print_line(Self::TABLE, &[{}])\n",
+            values.join(", ")
+        ));
+        out.push_str("    }\n}\n");
+    }
+    out
+}
+
+pub fn camel_case(name: &str) -> String {
+    let mut out = String::new();
+    for part in name
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|p| !p.is_empty())
+    {
+        let mut chars = part.chars();
+        if let Some(first) = chars.next() {
+            out.push(first.to_ascii_uppercase());
+            out.extend(chars);
+        }
+    }
+    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, 'T');
+    }
+    out
+}
+
+const RUST_KEYWORDS: &[&str] = &[
+    "as", "break", "const", "continue", "crate", "else", "enum", "extern", "false", "fn", "for",
+    "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return",
+    "static", "struct", "super", "trait", "true", "type", "unsafe", "use", "where", "while",
+    "async", "await", "dyn", "abstract", "become", "box", "do", "final", "macro", "override",
+    "priv", "typeof", "unsized", "virtual", "yield", "try", "gen",
+];
+
+fn rust_ident(name: &str) -> String {
+    let mut ident: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if ident.is_empty() || ident.starts_with(|c: char| c.is_ascii_digit()) {
+        ident.insert(0, '_');
+    }
+    if ["self", "Self", "super", "crate"].contains(&ident.as_str()) {
+        ident.push('_');
+    } else if RUST_KEYWORDS.contains(&ident.as_str()) {
+        ident.insert_str(0, "r#");
+    }
+    ident
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::Field;
+
+    fn field(name: &str, kind: &str) -> Field {
+        Field {
+            name: name.into(),
+            kind: kind.into(),
+            description: format!("the {name}"),
+            line: 1,
+        }
+    }
+
+    #[test]
+    fn meta_rs_has_a_struct_per_table_with_fields_in_order() {
+        let table = Table {
+            name: "tcp_link".into(),
+            entity: "tcp".into(),
+            line: 1,
+            fields: vec![
+                field("tgid", "key"),
+                field("type", "label"),
+                field("rx-bytes", "counter"),
+            ],
+        };
+        let code = meta_rs(&[table]);
+        assert!(code.contains("pub struct TcpLink<'a> {"), "{code}");
+        assert!(
+            code.contains("pub r#type: &'a dyn std::fmt::Display,"),
+            "{code}"
+        );
+        assert!(
+            code.contains("pub rx_bytes: &'a dyn std::fmt::Display,"),
+            "{code}"
+        );
+        assert!(
+            code.contains(
+                r#"pub const FIELDS: &'static [&'static str] = &["tgid", "type", "rx-bytes"];"#
+            ),
+            "{code}"
+        );
+        assert!(
+            code.contains("print_line(Self::TABLE, &[self.tgid, self.r#type, self.rx_bytes])"),
+            "{code}"
+        );
+    }
+
+    #[test]
+    fn names_become_valid_rust() {
+        assert_eq!(camel_case("kill_info"), "KillInfo");
+        assert_eq!(camel_case("9x"), "T9x");
+        assert_eq!(rust_ident("fn"), "r#fn");
+        assert_eq!(rust_ident("self"), "self_");
+        assert_eq!(rust_ident("1st"), "_1st");
+    }
+}

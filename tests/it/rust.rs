@@ -1,0 +1,119 @@
+//! Rust-userland probes: `new --userland rust` → `-b` → `run`, one shared target directory (libbpf-sys
+//! compiles once for all Rust probes), warm rebuilds touch only the edited probe, and a probe crate built
+//! without ebpf-probe says what to run.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::support::{require, require_kernel, Workspace};
+
+/// Each test gets its own cargo target directory, so "compiled once" is measured from cold.
+fn cold_target() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("ebpf-probe-rust-target")
+        .tempdir()
+        .unwrap()
+}
+
+fn count(haystack: &str, needle: &str) -> usize {
+    haystack.matches(needle).count()
+}
+
+#[test]
+fn rust_probes_share_one_build_and_rebuild_only_what_changed() {
+    if !require_kernel() || !require("cargo", crate::support::has_program("cargo")) {
+        return;
+    }
+    let target = cold_target();
+    let target_dir = target.path().to_str().unwrap();
+    let ws = Workspace::new().gen();
+    ws.cmd(&["new", "rexec", "--userland", "rust"]).success();
+    ws.cmd(&[
+        "new",
+        "rlookup",
+        "--userland",
+        "rust",
+        "--attach",
+        "uretprobe:libc.so.6:getaddrinfo",
+    ])
+    .success();
+    assert!(
+        ws.path("Cargo.toml").is_file()
+            && ws.path("sdk/rust/Cargo.toml").is_file()
+            && ws.path("sdk/skelgen/src/main.rs").is_file()
+    );
+
+    let cold = ws
+        .cmd(&["-b"])
+        .env("CARGO_TARGET_DIR", target_dir)
+        .success();
+    let stderr = cold.stderr();
+    assert_eq!(
+        count(&stderr, "Compiling libbpf-sys"),
+        1,
+        "libbpf-sys compiles once for all Rust probes:\n{stderr}"
+    );
+    assert!(ws.path(".output/bin/rexec").is_file() && ws.path(".output/bin/rlookup").is_file());
+    assert!(
+        ws.path(".output/rexec/rexec.skel.rs").is_file()
+            && ws.path(".output/rexec/meta.rs").is_file()
+    );
+
+    // Touch one probe's main.rs: only that crate is rebuilt.
+    let main_rs = ws.path("probes/rexec/src/main.rs");
+    let text = std::fs::read_to_string(&main_rs).unwrap();
+    std::fs::write(&main_rs, format!("{text}\n// edited\n")).unwrap();
+    let warm = ws
+        .cmd(&["-b"])
+        .env("CARGO_TARGET_DIR", target_dir)
+        .success();
+    let stderr = warm.stderr();
+    assert_eq!(count(&stderr, "Compiling rexec"), 1, "{stderr}");
+    assert_eq!(count(&stderr, "Compiling rlookup"), 0, "{stderr}");
+    assert_eq!(count(&stderr, "Compiling libbpf"), 0, "{stderr}");
+    assert_eq!(count(&stderr, "Compiling ebpf-probe-sdk"), 0, "{stderr}");
+
+    // The new Rust probe prints valid lines out of the box.
+    let run = Command::new(crate::support::BIN)
+        .args(["run", "rexec", "--seconds", "4"])
+        .env("CARGO_TARGET_DIR", target_dir)
+        .current_dir(ws.root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(3500) {
+        let _ = Command::new("true").status();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = run.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("|rexec|")),
+        "{stdout}\n{stderr}"
+    );
+    assert!(!stderr.contains(" 0 valid lines"), "{stderr}");
+}
+
+#[test]
+fn a_rust_probe_built_without_ebpf_probe_says_to_run_it() {
+    if !require("cargo", crate::support::has_program("cargo")) {
+        return;
+    }
+    let ws = Workspace::new();
+    ws.cmd(&["new", "rplain", "--userland", "rust"]).success();
+    let target = cold_target();
+    // Only the build script runs (no dependency is compiled before it fails): `cargo check` is enough.
+    let out = Command::new("cargo")
+        .args(["check", "--release", "-p", "rplain"])
+        .env("CARGO_TARGET_DIR", target.path())
+        .current_dir(ws.root())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("ebpf-probe -b rplain"), "{stderr}");
+}
