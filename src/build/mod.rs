@@ -168,7 +168,7 @@ fn finish_rust_probes(
                     .expect("every waiting probe was built");
                 let (_, outcome) = cargo_results.remove(position);
                 outcome
-                    .and_then(|(executable, fresh)| {
+                    .and_then(|rust::CargoArtifact { executable, fresh }| {
                         let binary = workspace.bin_dir().join(probe.binary_name());
                         if !fresh
                             || !binary.exists()

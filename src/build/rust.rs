@@ -90,12 +90,18 @@ pub fn generate(probe: &Probe, out_dir: &Path, objects: &[PathBuf], skelgen: &Pa
     Ok(())
 }
 
+/// A Rust probe's executable as cargo left it, and whether cargo found it already up to date.
+pub struct CargoArtifact {
+    pub executable: PathBuf,
+    pub fresh: bool,
+}
+
 /// Builds `probes` (all Rust) with one cargo invocation; returns each probe's executable or why it failed.
 pub fn cargo_build(
     workspace: &Workspace,
     probes: &[&Probe],
     verbose: bool,
-) -> Result<Vec<(String, Result<(PathBuf, bool)>)>> {
+) -> Result<Vec<(String, Result<CargoArtifact>)>> {
     let mut cmd = Cmd::new(&cargo()?).cwd(&workspace.root).args([
         "build",
         "--release",
@@ -134,7 +140,10 @@ pub fn cargo_build(
         .map(|probe| {
             let found = artifacts.iter().find(|(name, _, _)| name == probe.binary_name());
             let result = match found {
-                Some((_, executable, fresh)) => Ok((executable.clone(), *fresh)),
+                Some((_, executable, fresh)) => Ok(CargoArtifact {
+                    executable: executable.clone(),
+                    fresh: *fresh,
+                }),
                 None => Err(anyhow::anyhow!(
                     "cargo did not build the binary `{}` of probe `{}` (its errors are above; the [[bin]] name in \
                      probes/{}/Cargo.toml must be `{}`)",
