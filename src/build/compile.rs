@@ -236,27 +236,23 @@ impl Compiler {
             paths::create_dir_all(parent)?;
         }
         let temp = paths::temp_sibling(binary);
-        let link = Cmd::new(&self.toolchain.cc)
-            .cwd(&self.root)
-            .args(objects.iter().map(|o| self.shown(o)))
-            .arg("-o")
-            .arg(self.shown(binary))
-            .args(libs)
-            .args(DEFAULT_LIBS);
+        let link_to = |output: &Path| {
+            Cmd::new(&self.toolchain.cc)
+                .cwd(&self.root)
+                .args(objects.iter().map(|o| self.shown(o)))
+                .arg("-o")
+                .arg(self.shown(output))
+                .args(libs)
+                .args(DEFAULT_LIBS)
+        };
+        // The fingerprint (and what -v shows) names the final path; the command really run writes a temp file.
+        let link = link_to(binary);
         let fingerprint = format!("{link}\n");
-        let inputs: Vec<PathBuf> = objects.to_vec();
-        if fresh::is_fresh(binary, &fingerprint, &inputs, None, &self.root) {
+        if fresh::is_fresh(binary, &fingerprint, objects, None, &self.root) {
             return Ok(false);
         }
         fresh::invalidate(binary)?;
-        // The fingerprint names the final path; the command really run writes the temp file.
-        let link_to_temp = Cmd::new(&self.toolchain.cc)
-            .cwd(&self.root)
-            .args(objects.iter().map(|o| self.shown(o)))
-            .arg("-o")
-            .arg(&temp)
-            .args(libs)
-            .args(DEFAULT_LIBS);
+        let link_to_temp = link_to(&temp);
         if self.verbose {
             eprintln!("     Running `{link}`");
         }
