@@ -184,9 +184,6 @@ fn bad_names_are_refused_and_nothing_is_written() {
     ws.cmd(&["new", "ok_name", "--binary", "../bin"])
         .failure()
         .stderr_contains("--binary");
-    ws.cmd(&["new", "ok_name", "--userland", "rust"])
-        .failure()
-        .stderr_contains("not available yet");
     assert_eq!(listing(&ws), before, "a refused `new` writes nothing");
 }
 
