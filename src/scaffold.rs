@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::embedded;
 use crate::paths;
+use crate::tool::{self, Cmd, ToolKind};
 use crate::workspace::{Workspace, MARKER};
 
 /// gala-gopher's IMDB keeps table names in 32 bytes with the NUL; the probe name is the table name.
@@ -417,6 +418,7 @@ fn create_dir_atomically(target: &Path, files: &[(String, Vec<u8>)]) -> Result<(
             std::fs::write(&path, contents)
                 .with_context(|| format!("failed to write `{}`", path.display()))?;
         }
+        format_rust_sources(&staging, files);
         // rename(2) onto an existing non-empty directory fails, so a concurrent `new` cannot be clobbered.
         std::fs::rename(&staging, target)
             .with_context(|| format!("failed to move the new files into `{}`", target.display()))
@@ -425,6 +427,31 @@ fn create_dir_atomically(target: &Path, files: &[(String, Vec<u8>)]) -> Result<(
         let _ = std::fs::remove_dir_all(&staging);
     }
     result
+}
+
+/// Rendered Rust is laid out by rustfmt, as `cargo new` does, so a new probe passes `cargo fmt --check` whatever
+/// the length of its name. rustfmt is optional: without it the files are kept as rendered, with a warning.
+fn format_rust_sources(dir: &Path, files: &[(String, Vec<u8>)]) {
+    let sources: Vec<PathBuf> = files
+        .iter()
+        .filter(|(p, _)| p.ends_with(".rs"))
+        .map(|(p, _)| dir.join(p))
+        .collect();
+    if sources.is_empty() {
+        return;
+    }
+    let formatted = tool::find(ToolKind::Rustfmt).and_then(|rustfmt| {
+        Cmd::new(&rustfmt)
+            .args(["--edition", "2021"])
+            .args(&sources)
+            .run()
+            .map(|_| ())
+    });
+    if let Err(error) = formatted {
+        eprintln!(
+            "warning: the new Rust files were not formatted (rustfmt: {error:#}); run `cargo fmt`"
+        );
+    }
 }
 
 /// `init DIR` (or `-C DIR` on an empty directory): the marker, the C SDK, `lib/`, `probes/`, a .gitignore.

@@ -10,3 +10,4 @@ mod probes;
 mod rust;
 mod scaffold;
 mod support;
+mod tcpprobe;

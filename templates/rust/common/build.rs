@@ -5,11 +5,20 @@ use std::path::{Path, PathBuf};
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
-    let probe = manifest_dir.file_name().unwrap().to_string_lossy().into_owned();
+    let probe = manifest_dir
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     let workspace = manifest_dir
         .ancestors()
         .find(|dir| dir.join("ebpf-probe.toml").is_file())
-        .unwrap_or_else(|| panic!("{} is not inside an ebpf-probe workspace (no ebpf-probe.toml above it)", manifest_dir.display()));
+        .unwrap_or_else(|| {
+            panic!(
+                "{} is not inside an ebpf-probe workspace (no ebpf-probe.toml above it)",
+                manifest_dir.display()
+            )
+        });
     let generated = workspace.join(".output").join(&probe);
     let meta = generated.join("meta.rs");
     let skeletons = skeletons(&generated);
@@ -21,7 +30,10 @@ fn main() {
             generated.display()
         );
     }
-    println!("cargo:rustc-env=EBPF_PROBE_GENERATED={}", generated.display());
+    println!(
+        "cargo:rustc-env=EBPF_PROBE_GENERATED={}",
+        generated.display()
+    );
     println!("cargo:rerun-if-changed={}", meta.display());
     for skeleton in skeletons {
         println!("cargo:rerun-if-changed={}", skeleton.display());
