@@ -37,6 +37,8 @@ pub struct BuildOptions {
 pub struct BuiltProbe {
     pub name: String,
     pub binary: PathBuf,
+    /// Nothing needed rebuilding.
+    pub fresh: bool,
 }
 
 pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<BuiltProbe>> {
@@ -96,7 +98,8 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<BuiltP
                     // A Rust probe's userland is built by the one cargo run below.
                     Ok(None) => {}
                     Ok(Some(built)) => eprintln!(
-                        "       Built {} → {} ({:.1}s)",
+                        "{:>12} {} → {} ({:.1}s)",
+                        if built.fresh { "Fresh" } else { "Built" },
                         probe.name,
                         compiler.shown(&built.binary).display(),
                         probe_started.elapsed().as_secs_f64()
@@ -181,14 +184,15 @@ fn finish_rust_probes(
                             set_executable(&binary)?;
                         }
                         eprintln!(
-                            "       Built {} → .output/bin/{} (cargo{})",
+                            "{:>12} {} → .output/bin/{} (cargo)",
+                            if fresh { "Fresh" } else { "Built" },
                             probe.name,
                             probe.binary_name(),
-                            if fresh { ", fresh" } else { "" }
                         );
                         Ok(BuiltProbe {
                             name: probe.name.clone(),
                             binary,
+                            fresh,
                         })
                     })
                     .with_context(|| format!("probe `{}` failed to build", probe.name))
@@ -299,9 +303,10 @@ fn build_probe(
     }
     objects.extend(lib_objects.iter().cloned());
     let binary = workspace.bin_dir().join(probe.binary_name());
-    compiler.link(&objects, &binary, &link_flags(&probe.config.libs))?;
+    let relinked = compiler.link(&objects, &binary, &link_flags(&probe.config.libs))?;
     Ok(Some(BuiltProbe {
         name: probe.name.clone(),
         binary,
+        fresh: !relinked,
     }))
 }
