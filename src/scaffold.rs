@@ -605,7 +605,7 @@ mod tests {
                     count += 1;
                 }
             }
-            assert!(count >= 4, "{spec}: {count} template files");
+            assert!(count >= 8, "{spec}: {count} template files (C and Rust loaders)");
         }
     }
 }
