@@ -605,7 +605,10 @@ mod tests {
                     count += 1;
                 }
             }
-            assert!(count >= 8, "{spec}: {count} template files (C and Rust loaders)");
+            assert!(
+                count >= 8,
+                "{spec}: {count} template files (C and Rust loaders)"
+            );
         }
     }
 }
