@@ -5,6 +5,13 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// Where `install` puts executables (the old guide's default; gala-gopher packages use /opt/gala-gopher/extend_probes).
+pub const DEFAULT_BIN_DIR: &str = "/usr/bin/extends/ebpf.probe";
+/// Where `install` puts probes' conf/ files (install.sh's `-c` default).
+pub const DEFAULT_CONF_DIR: &str = "/etc/gala-gopher/extend_probes";
+/// Where `install` puts .meta files (install.sh's `-m` default).
+pub const DEFAULT_META_DIR: &str = "/opt/gala-gopher/meta";
+
 const AFTER_HELP: &str = "\
 Flags may be combined; they run in the order check → clean → gen → build → install.
 
@@ -210,7 +217,7 @@ pub struct InstallArgs {
         short = 'b',
         long = "bin-dir",
         value_name = "DIR",
-        default_value = "/usr/bin/extends/ebpf.probe"
+        default_value = DEFAULT_BIN_DIR
     )]
     pub bin_dir: PathBuf,
     /// Directory for probes' conf/ files
@@ -218,7 +225,7 @@ pub struct InstallArgs {
         short = 'c',
         long = "conf-dir",
         value_name = "DIR",
-        default_value = "/etc/gala-gopher/extend_probes"
+        default_value = DEFAULT_CONF_DIR
     )]
     pub conf_dir: PathBuf,
     /// Directory for .meta files
@@ -226,7 +233,7 @@ pub struct InstallArgs {
         short = 'm',
         long = "meta-dir",
         value_name = "DIR",
-        default_value = "/opt/gala-gopher/meta"
+        default_value = DEFAULT_META_DIR
     )]
     pub meta_dir: PathBuf,
     /// Place everything under DIR, as `make install DESTDIR=` does (for packagers)

@@ -86,9 +86,9 @@ impl Plan {
         if cli.install {
             plan.install = Some(InstallArgs {
                 probes: Vec::new(),
-                bin_dir: "/usr/bin/extends/ebpf.probe".into(),
-                conf_dir: "/etc/gala-gopher/extend_probes".into(),
-                meta_dir: "/opt/gala-gopher/meta".into(),
+                bin_dir: crate::cli::DEFAULT_BIN_DIR.into(),
+                conf_dir: crate::cli::DEFAULT_CONF_DIR.into(),
+                meta_dir: crate::cli::DEFAULT_META_DIR.into(),
                 destdir: None,
             });
         }

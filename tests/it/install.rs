@@ -4,7 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use crate::support::{require_build_tools, require_kernel, RunningProbe, Workspace};
+use crate::support::{list_tree, require_build_tools, require_kernel, RunningProbe, Workspace};
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path)
@@ -12,22 +12,6 @@ fn mode(path: &Path) -> u32 {
         .permissions()
         .mode()
         & 0o777
-}
-
-fn tree(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
-        for entry in std::fs::read_dir(dir).unwrap().flatten() {
-            let path = entry.path();
-            out.push(path.strip_prefix(root).unwrap().display().to_string());
-            if path.is_dir() {
-                walk(root, &path, out);
-            }
-        }
-    }
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
 }
 
 fn workspace() -> Workspace {
@@ -46,7 +30,7 @@ fn install_into_destdir_gives_the_tree_modes_and_manifest_and_uninstall_undoes_i
     let ws = workspace();
     let dest = tempfile::tempdir().unwrap();
     std::fs::write(dest.path().join("already-there"), "keep me").unwrap();
-    let before = tree(dest.path());
+    let before = list_tree(dest.path());
     let destdir = dest.path().to_str().unwrap();
     ws.cmd(&["install", "--destdir", destdir])
         .success()
@@ -76,7 +60,7 @@ fn install_into_destdir_gives_the_tree_modes_and_manifest_and_uninstall_undoes_i
 
     ws.cmd(&["uninstall", "--destdir", destdir]).success();
     assert_eq!(
-        tree(dest.path()),
+        list_tree(dest.path()),
         before,
         "uninstall leaves the directory as it was"
     );
@@ -191,12 +175,20 @@ fn bad_install_paths_fail_cleanly_with_nothing_written() {
     ws.cmd(&["install", "--destdir", destdir, "-b", "/usr/../../etc"])
         .failure()
         .stderr_contains("`..`");
-    assert!(tree(dest.path()).is_empty(), "{:?}", tree(dest.path()));
+    assert!(
+        list_tree(dest.path()).is_empty(),
+        "{:?}",
+        list_tree(dest.path())
+    );
     // /proc refuses new files even for root: the install stops before replacing anything.
     ws.cmd(&["install", "--destdir", "/proc/ebpf-probe-test"])
         .failure()
         .stderr_contains("nothing was installed");
-    assert!(tree(dest.path()).is_empty(), "{:?}", tree(dest.path()));
+    assert!(
+        list_tree(dest.path()).is_empty(),
+        "{:?}",
+        list_tree(dest.path())
+    );
     ws.cmd(&["uninstall", "--destdir", destdir])
         .failure()
         .stderr_contains("nothing to uninstall");

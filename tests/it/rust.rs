@@ -3,9 +3,8 @@
 //! without ebpf-probe says what to run.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
 
-use crate::support::{require, require_kernel, Workspace};
+use crate::support::{require, require_kernel, run_while_triggering, Workspace};
 
 /// Each test gets its own cargo target directory, so "compiled once" is measured from cold.
 fn cold_target() -> tempfile::TempDir {
@@ -74,23 +73,9 @@ fn rust_probes_share_one_build_and_rebuild_only_what_changed() {
     assert_eq!(count(&stderr, "Compiling ebpf-probe-sdk"), 0, "{stderr}");
 
     // The new Rust probe prints valid lines out of the box.
-    let run = Command::new(crate::support::BIN)
-        .args(["run", "rexec", "--seconds", "4"])
-        .env("CARGO_TARGET_DIR", target_dir)
-        .current_dir(ws.root())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_millis(3500) {
-        let _ = Command::new("true").status();
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let out = run.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let (ok, stdout, stderr) =
+        run_while_triggering(&ws, "rexec", &[("CARGO_TARGET_DIR", target_dir)], &["true"]);
+    assert!(ok, "{stdout}\n{stderr}");
     assert!(
         stdout.lines().any(|l| l.starts_with("|rexec|")),
         "{stdout}\n{stderr}"

@@ -2,34 +2,8 @@
 //! name and path abuse is refused with nothing written.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
 
-use crate::support::{require_build_tools, require_kernel, Workspace, BIN};
-
-/// Runs `ebpf-probe run PROBE --seconds 4` while `trigger` fires every 100 ms; returns its stderr summary.
-fn run_while_triggering(ws: &Workspace, probe: &str, trigger: &[&str]) -> (bool, String, String) {
-    let child = Command::new(BIN)
-        .args(["run", probe, "--seconds", "4"])
-        .current_dir(ws.root())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_millis(3500) {
-        let _ = Command::new(trigger[0])
-            .args(&trigger[1..])
-            .stdout(std::process::Stdio::null())
-            .status();
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use crate::support::{require_build_tools, require_kernel, run_while_triggering, Workspace, BIN};
 
 fn valid_lines(stderr: &str) -> usize {
     stderr
@@ -57,7 +31,7 @@ fn new_build_run(name: &str, attach: Option<&str>, trigger: &[&str]) {
         );
     }
     ws.cmd(&["-b", name]).success();
-    let (ok, stdout, stderr) = run_while_triggering(&ws, name, trigger);
+    let (ok, stdout, stderr) = run_while_triggering(&ws, name, &[], trigger);
     assert!(ok, "run {name} failed:\n{stdout}\n{stderr}");
     assert!(
         valid_lines(&stderr) >= 1,

@@ -237,23 +237,63 @@ impl Done {
 }
 
 fn tree(dir: &Path) -> String {
-    let mut lines = Vec::new();
-    walk(dir, dir, &mut lines);
-    lines.sort();
-    lines.join("\n")
+    list_tree(dir)
+        .iter()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
-fn walk(root: &Path, dir: &Path, lines: &mut Vec<String>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        lines.push(format!("  {}", path.strip_prefix(root).unwrap().display()));
-        if path.is_dir() && !path.is_symlink() {
-            walk(root, &path, lines);
+/// Every path below `dir`, relative to it, sorted (symlinks are listed, not followed).
+pub fn list_tree(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            out.push(path.strip_prefix(root).unwrap().display().to_string());
+            if path.is_dir() && !path.is_symlink() {
+                walk(root, &path, out);
+            }
         }
     }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// `ebpf-probe run PROBE --seconds 4` in `ws` (with `envs`) while `trigger` runs every 100 ms:
+/// (success, stdout, stderr).
+pub fn run_while_triggering(
+    ws: &Workspace,
+    probe: &str,
+    envs: &[(&str, &str)],
+    trigger: &[&str],
+) -> (bool, String, String) {
+    let child = Command::new(BIN)
+        .args(["run", probe, "--seconds", "4"])
+        .envs(envs.iter().copied())
+        .current_dir(ws.root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_millis(3500) {
+        let _ = Command::new(trigger[0])
+            .args(&trigger[1..])
+            .stdout(std::process::Stdio::null())
+            .status();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 pub fn copy_dir(from: &Path, to: &Path) {
