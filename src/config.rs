@@ -293,6 +293,7 @@ fn build_options(args: &BuildArgs, verbose: bool) -> Result<BuildOptions> {
         jobs,
         verbose,
         kernel_release,
+        libbpf: crate::libbpf::Policy::default(),
         build_opts: env("BUILD_OPTS")
             .map(|o| o.split_whitespace().map(String::from).collect())
             .unwrap_or_default(),

@@ -11,6 +11,7 @@ mod embedded;
 mod gen;
 mod install;
 mod kernel;
+mod libbpf;
 mod meta;
 mod paths;
 mod run;

@@ -7,12 +7,14 @@ use anyhow::{Context, Result};
 
 use crate::build::fresh;
 use crate::kernel::{self, KernelVersion};
+use crate::libbpf::Libbpf;
 use crate::paths;
 use crate::tool::Cmd;
 use crate::toolchain::{self, parse_clang_version, Toolchain};
 
 /// Libraries every probe binary links, as the old `var.mk`'s LINK_TARGET.
-pub const DEFAULT_LIBS: [&str; 4] = ["-lbpf", "-lelf", "-lz", "-lpthread"];
+/// (libbpf itself comes first, from `Libbpf::link_args`.)
+pub const DEFAULT_LIBS: [&str; 3] = ["-lelf", "-lz", "-lpthread"];
 
 /// What the build of one workspace shares across probes: tools, `-D` flags, include dirs.
 pub struct Compiler {
@@ -23,10 +25,14 @@ pub struct Compiler {
     bpf_system_includes: Vec<String>,
     /// `$BUILD_OPTS`, appended to both compilers' flags as the old framework did.
     build_opts: Vec<String>,
+    /// `-I` for the selected libbpf's headers (empty for the system one), before any system dir.
+    libbpf_includes: Vec<String>,
+    libbpf_link: Vec<String>,
     verbose: bool,
 }
 
 pub struct CompilerSettings<'a> {
+    pub libbpf: &'a Libbpf,
     pub root: &'a Path,
     /// The kernel the probes are built for (`$VMLINUX_VER` or `uname -r`): gives the KER_VER_* defines.
     pub kernel_release: &'a str,
@@ -50,7 +56,7 @@ impl Compiler {
             format!("-DKER_VER_PATCH={}", version.patch),
             format!("-DKER_RELEASE=\"{}\"", settings.kernel_release),
         ];
-        if let Some(libbpf) = toolchain::find_libbpf_headers().and_then(|h| h.version) {
+        if let Some(libbpf) = settings.libbpf.version {
             defines.push(format!("-DLIBBPF_VER_MAJOR={}", libbpf.0));
             defines.push(format!("-DLIBBPF_VER_MINOR={}", libbpf.1));
         }
@@ -70,6 +76,13 @@ impl Compiler {
             defines,
             bpf_system_includes,
             build_opts: settings.build_opts.to_vec(),
+            libbpf_includes: settings
+                .libbpf
+                .include_dir
+                .iter()
+                .map(|d| format!("-I{}", d.display()))
+                .collect(),
+            libbpf_link: settings.libbpf.link_args(),
             verbose: settings.verbose,
         })
     }
@@ -148,6 +161,7 @@ impl Compiler {
             .args(["-g", "-O2", "-Wall", "-target", "bpf"])
             .args(&self.defines)
             .args(self.include_flags(include_dirs))
+            .args(&self.libbpf_includes)
             .args(&self.bpf_system_includes)
             .args(extra_flags)
             .args(&self.build_opts)
@@ -212,6 +226,7 @@ impl Compiler {
             .args(["-g", "-O2", "-Wall", "-fPIC"])
             .args(&self.defines)
             .args(self.include_flags(include_dirs))
+            .args(&self.libbpf_includes)
             .args(extra_flags)
             .args(&self.build_opts)
             .arg("-MD")
@@ -243,6 +258,7 @@ impl Compiler {
                 .arg("-o")
                 .arg(self.shown(output))
                 .args(libs)
+                .args(&self.libbpf_link)
                 .args(DEFAULT_LIBS)
         };
         // The fingerprint (and what -v shows) names the final path; the command really run writes a temp file.

@@ -30,6 +30,8 @@ pub struct BuildOptions {
     pub kernel_release: String,
     /// `$BUILD_OPTS`, split on whitespace.
     pub build_opts: Vec<String>,
+    /// `--libbpf`: which libbpf C probes compile against and link.
+    pub libbpf: crate::libbpf::Policy,
 }
 
 /// A probe that built, and where its executable is.
@@ -54,7 +56,9 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<BuiltP
     let names: Vec<String> = probes.iter().map(|p| p.name.clone()).collect();
     crate::check_meta::check_meta(workspace, &names)?;
     header::select_vmlinux_header(workspace, &options.kernel_release)?;
+    let libbpf = crate::libbpf::select(workspace, &options.libbpf, options.jobs)?;
     let compiler = Compiler::new(&CompilerSettings {
+        libbpf: &libbpf,
         root: &workspace.root,
         kernel_release: &options.kernel_release,
         debug: options.debug,

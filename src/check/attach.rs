@@ -40,6 +40,7 @@ pub fn test_attach_kinds(dir: &Path, kernel_release: &str) -> Result<Vec<AttachK
     write_if_changed(&bpf_source, BPF_SOURCE)?;
     write_if_changed(&user_source, USER_SOURCE)?;
     let compiler = Compiler::new(&CompilerSettings {
+        libbpf: &crate::libbpf::Libbpf::system(),
         root: dir,
         kernel_release,
         debug: false,
