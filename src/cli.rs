@@ -25,7 +25,9 @@ Environment:
   CLANG, LLVM_STRIP, BPFTOOL, CC   use these programs instead of searching PATH
   VMLINUX_VER                      build for this kernel release (uses include/linux_<VMLINUX_VER>.h)
   BUILD_OPTS                       extra flags appended to every clang and cc command
-  EXTEND_PROBES=\"a|b\"              leave these probes out of the build";
+  EXTEND_PROBES=\"a|b\"              leave these probes out of the build
+  EBPF_PROBE_CACHE_DIR             where the pinned libbpf is cached (default $XDG_CACHE_HOME/ebpf-probe)
+  HTTPS_PROXY, NO_PROXY            proxy for downloading the pinned libbpf";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -43,6 +45,12 @@ pub struct Cli {
     /// Print every command before running it
     #[arg(short, long, global = true)]
     pub verbose: bool,
+
+    /// Which libbpf C probes build against: `auto` (the system's when new enough for the SDK, else the pinned
+    /// release), `system`, `pinned` (repo-config/libbpf.toml: fetched, verified, built and cached), or a path to a
+    /// libbpf source tree or .tar.gz. Default: `[libbpf] policy` in ebpf-probe.toml, else auto
+    #[arg(long, value_name = "POLICY", global = true)]
+    pub libbpf: Option<String>,
 
     /// Check the environment: arch, OS, kernel, tools, libraries, BTF, mounts, attach kinds
     #[arg(long, help_heading = "Actions (build.sh spellings)")]

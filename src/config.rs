@@ -23,6 +23,8 @@ use crate::workspace::{parse_probe_list, Workspace};
 pub struct Plan {
     pub directory: Option<PathBuf>,
     pub verbose: bool,
+    /// `--libbpf`, unparsed: a relative path is resolved against the current directory in `run`.
+    pub libbpf: Option<String>,
     pub check: Option<CheckArgs>,
     pub clean: Option<Vec<String>>,
     pub gen: Option<GenArgs>,
@@ -46,6 +48,7 @@ impl Plan {
         let mut plan = Plan {
             directory: cli.directory,
             verbose: cli.verbose,
+            libbpf: cli.libbpf,
             ..Plan::default()
         };
         if let Some(command) = cli.command {
@@ -139,6 +142,11 @@ pub fn run(plan: Plan) -> Result<()> {
         Err(e) if needs_workspace => return Err(e),
         Err(_) => None,
     };
+    let libbpf = crate::libbpf::resolve_policy(
+        plan.libbpf.as_deref(),
+        &std::env::current_dir()?,
+        workspace.as_ref(),
+    )?;
 
     if let Some(args) = &plan.check {
         let helper_dir = match &workspace {
@@ -153,6 +161,11 @@ pub fn run(plan: Plan) -> Result<()> {
             json: args.json,
             helper_dir,
             workspace_root: workspace.as_ref().map(|w| w.root.clone()),
+            libbpf: libbpf.clone(),
+            libbpf_config: match &workspace {
+                Some(ws) => ws.config()?.libbpf,
+                None => Default::default(),
+            },
         })?;
     }
     let Some(workspace) = workspace else {
@@ -203,7 +216,7 @@ pub fn run(plan: Plan) -> Result<()> {
         );
     }
     if let Some(args) = &plan.build {
-        build::build(&workspace, &build_options(args, plan.verbose)?)?;
+        build::build(&workspace, &build_options(args, plan.verbose, &libbpf)?)?;
     }
     if let Some(args) = &plan.install {
         let build_args = BuildArgs {
@@ -211,7 +224,10 @@ pub fn run(plan: Plan) -> Result<()> {
             debug: false,
             jobs: None,
         };
-        let built = build::build(&workspace, &build_options(&build_args, plan.verbose)?)?;
+        let built = build::build(
+            &workspace,
+            &build_options(&build_args, plan.verbose, &libbpf)?,
+        )?;
         let probes = workspace.select_probes(&args.probes, &[])?;
         let binaries: Vec<_> = built.into_iter().map(|b| (b.name, b.binary)).collect();
         install::install(&workspace, &probes, &binaries, &install_dirs(args))?;
@@ -225,7 +241,10 @@ pub fn run(plan: Plan) -> Result<()> {
             debug: false,
             jobs: None,
         };
-        let built = build::build(&workspace, &build_options(&build_args, plan.verbose)?)?;
+        let built = build::build(
+            &workspace,
+            &build_options(&build_args, plan.verbose, &libbpf)?,
+        )?;
         let metas = crate::check_meta::check_meta(&workspace, std::slice::from_ref(&args.probe))?;
         let tables: Vec<_> = metas.into_iter().flat_map(|m| m.tables).collect();
         let binary = &built.first().context("nothing was built")?.binary;
@@ -271,7 +290,11 @@ fn gen_options(args: &GenArgs) -> Result<GenOptions> {
     })
 }
 
-fn build_options(args: &BuildArgs, verbose: bool) -> Result<BuildOptions> {
+fn build_options(
+    args: &BuildArgs,
+    verbose: bool,
+    libbpf: &crate::libbpf::Policy,
+) -> Result<BuildOptions> {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
     let kernel_release = match env("VMLINUX_VER") {
         Some(release) => release.trim().to_string(),
@@ -293,7 +316,7 @@ fn build_options(args: &BuildArgs, verbose: bool) -> Result<BuildOptions> {
         jobs,
         verbose,
         kernel_release,
-        libbpf: crate::libbpf::Policy::default(),
+        libbpf: libbpf.clone(),
         build_opts: env("BUILD_OPTS")
             .map(|o| o.split_whitespace().map(String::from).collect())
             .unwrap_or_default(),

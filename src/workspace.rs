@@ -12,10 +12,14 @@ pub const MARKER: &str = "ebpf-probe.toml";
 /// Optional per-probe settings, what the old per-probe Makefile could say.
 pub const PROBE_CONFIG: &str = "probe.toml";
 
-/// Workspace-wide settings; none yet, but unknown keys are refused so typos do not pass silently.
+/// Workspace-wide settings; unknown keys are refused so typos do not pass silently.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct WorkspaceConfig {}
+pub struct WorkspaceConfig {
+    /// `[libbpf]`: the policy, mirrors of the pinned tarball, or a replacement pin.
+    #[serde(default)]
+    pub libbpf: crate::libbpf::LibbpfConfig,
+}
 
 #[derive(Debug, Clone)]
 pub struct Workspace {

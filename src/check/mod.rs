@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::distro::{Family, OsRelease};
 use crate::gen::KERNEL_BTF;
 use crate::kernel::{self, KernelVersion};
+use crate::libbpf::{self, Decision, LibbpfConfig, Policy};
 use crate::tool::{self, Cmd, ToolKind};
 use crate::toolchain::{
     self, parse_bpftool_version, parse_clang_version, MIN_CLANG_MAJOR, MIN_LIBBPF,
@@ -23,6 +24,10 @@ pub struct CheckOptions {
     pub helper_dir: PathBuf,
     /// The workspace, when there is one: its Cargo.lock says which libbpf Rust probes link.
     pub workspace_root: Option<PathBuf>,
+    /// `--libbpf` (or the workspace's `[libbpf] policy`) and the workspace's `[libbpf]` table: which libbpf `-b`
+    /// will use is reported without fetching or building anything.
+    pub libbpf: Policy,
+    pub libbpf_config: LibbpfConfig,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -53,6 +58,21 @@ enum FixAction {
 pub struct Report {
     pub ok: bool,
     pub rows: Vec<Row>,
+    /// Which libbpf C probes will build against (the `C libbpf` row, for scripts).
+    pub libbpf: LibbpfChoice,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LibbpfChoice {
+    pub policy: String,
+    /// `system`, `pinned`, `path`, or `none` (the policy cannot be served).
+    pub kind: &'static str,
+    pub version: Option<String>,
+    pub reason: String,
+    /// The built cache entry, when it exists.
+    pub cached: Option<PathBuf>,
+    /// Where `-b` will download the pinned tarball from, in order, when it is not cached.
+    pub fetch_from: Vec<String>,
 }
 
 impl Report {
@@ -66,7 +86,7 @@ impl Report {
 }
 
 pub fn check(options: &CheckOptions) -> Result<Report> {
-    let mut report = gather(&options.helper_dir, options.workspace_root.as_deref());
+    let mut report = gather(options);
     if options.fix {
         let actions: Vec<FixAction> = report
             .rows
@@ -76,7 +96,7 @@ pub fn check(options: &CheckOptions) -> Result<Report> {
             .collect();
         if !actions.is_empty() {
             apply_fixes(&actions)?;
-            report = gather(&options.helper_dir, options.workspace_root.as_deref());
+            report = gather(options);
         } else if !options.json {
             eprintln!("nothing to fix");
         }
@@ -133,7 +153,9 @@ impl Row {
 }
 
 /// Collects every row; never fails — what cannot be read becomes a ✘ row.
-fn gather(helper_dir: &Path, workspace_root: Option<&Path>) -> Report {
+fn gather(options: &CheckOptions) -> Report {
+    let helper_dir = options.helper_dir.as_path();
+    let workspace_root = options.workspace_root.as_deref();
     let os = OsRelease::read();
     let family = Family::detect(&os);
     let release = kernel::release().unwrap_or_default();
@@ -264,7 +286,13 @@ fn gather(helper_dir: &Path, workspace_root: Option<&Path>) -> Report {
     rows.push(header_row("libelf", "libelf.h", &install).with_action(FixAction::Install("libelf")));
     rows.push(header_row("zlib", "zlib.h", &install).with_action(FixAction::Install("zlib")));
     let libbpf_headers = toolchain::find_libbpf_headers();
-    let libbpf_row = row("libraries", "libbpf", true);
+    let decision = libbpf::decide(&options.libbpf_config, &options.libbpf);
+    let uses_system = matches!(
+        decision,
+        Ok(Decision::System(_)) | Ok(Decision::SystemUnusable(_))
+    );
+    // The system's libbpf matters to `-b` only when the build uses it; `--fix` still installs it.
+    let libbpf_row = row("libraries", "libbpf", uses_system);
     rows.push(
         match &libbpf_headers {
             None => libbpf_row.fail("bpf/libbpf.h not found", install("libbpf")),
@@ -303,10 +331,11 @@ fn gather(helper_dir: &Path, workspace_root: Option<&Path>) -> Report {
         }
         .with_action(FixAction::Install("libbpf")),
     );
+    let (c_libbpf_row, choice) = c_libbpf_row(&decision, &options.libbpf, &install);
+    rows.push(c_libbpf_row);
     // A skeleton from a bpftool built on a newer libbpf may use API the linked libbpf lacks.
-    if let (Some(tool_libbpf), Some(Some(linked))) =
-        (bpftool_libbpf, libbpf_headers.as_ref().map(|h| h.version))
-    {
+    let linked = choice.version.as_deref().and_then(toolchain::parse_version);
+    if let (Some(tool_libbpf), Some(linked)) = (bpftool_libbpf, linked) {
         let skew = row("libraries", "skeleton/libbpf", false);
         rows.push(if (tool_libbpf.0, tool_libbpf.1) <= (linked.0, linked.1) {
             skew.pass(format!("bpftool's libbpf {}.{} <= linked libbpf {}.{}", tool_libbpf.0, tool_libbpf.1, linked.0, linked.1))
@@ -318,7 +347,7 @@ fn gather(helper_dir: &Path, workspace_root: Option<&Path>) -> Report {
         });
     }
 
-    rows.push(rust_libbpf_row(workspace_root));
+    rows.push(rust_libbpf_row(workspace_root, &choice));
 
     // Kernel facilities.
     rows.push(if Path::new(KERNEL_BTF).is_file() {
@@ -375,12 +404,99 @@ fn gather(helper_dir: &Path, workspace_root: Option<&Path>) -> Report {
         r.fix = None;
     }
     let ok = rows.iter().filter(|r| r.required).all(|r| r.ok);
-    Report { ok, rows }
+    Report {
+        ok,
+        rows,
+        libbpf: choice,
+    }
+}
+
+/// Which libbpf `-b` will use for C probes and why, from `libbpf::decide`: no download, no build.
+fn c_libbpf_row(
+    decision: &Result<Decision>,
+    policy: &Policy,
+    install: &dyn Fn(&'static str) -> String,
+) -> (Row, LibbpfChoice) {
+    let r = row("libraries", "C libbpf", true);
+    let mut choice = LibbpfChoice {
+        policy: policy.to_string(),
+        kind: "none",
+        version: None,
+        reason: String::new(),
+        cached: None,
+        fetch_from: Vec::new(),
+    };
+    let decision = match decision {
+        Ok(d) => d,
+        Err(e) => {
+            choice.reason = format!("{e:#}");
+            return (
+                r.fail(
+                    format!("{e:#}"),
+                    "fix `--libbpf` or `[libbpf]` in ebpf-probe.toml",
+                ),
+                choice,
+            );
+        }
+    };
+    choice.reason = decision.reason().to_string();
+    choice.cached = decision
+        .entry()
+        .filter(|e| e.is_complete())
+        .map(|e| e.dir.clone());
+    choice.fetch_from = decision.fetch_urls().map(<[_]>::to_vec).unwrap_or_default();
+    let (kind, version) = match decision {
+        Decision::System(l) => ("system", l.version.map(|v| format!("{}.{}", v.0, v.1))),
+        Decision::SystemUnusable(_) => ("none", None),
+        Decision::Pinned { pinned, .. } => ("pinned", Some(pinned.version.to_string())),
+        Decision::Source { version, .. } => ("path", version.map(|v| format!("{}.{}", v.0, v.1))),
+    };
+    choice.kind = kind;
+    choice.version = version;
+    let row = match decision {
+        Decision::System(l) => r.pass(format!("-b uses the {}", l.reason)),
+        Decision::SystemUnusable(why) => r.fail(
+            why.clone(),
+            format!("{}, or use `--libbpf pinned`", install("libbpf")),
+        ),
+        Decision::Pinned { .. } | Decision::Source { .. } => {
+            let entry = decision
+                .entry()
+                .expect("pinned and path decisions have an entry");
+            if entry.is_complete() {
+                r.pass(format!(
+                    "-b uses the {}; built and cached in {}",
+                    decision.reason(),
+                    entry.dir.display()
+                ))
+            } else if let Err(e) = tool::find(ToolKind::Make) {
+                r.fail(
+                    format!(
+                        "-b would use the {}, but it is not built yet and building it needs make ({e})",
+                        decision.reason()
+                    ),
+                    install("make"),
+                )
+                .with_action(FixAction::Install("make"))
+            } else {
+                let how = match decision.fetch_urls() {
+                    Some(urls) => format!("downloads it from {} (in that order)", urls.join(", ")),
+                    None => "unpacks it".to_string(),
+                };
+                r.pass(format!(
+                    "-b uses the {}; not built yet: -b {how}, builds it with make and caches it in {}",
+                    decision.reason(),
+                    entry.dir.display()
+                ))
+            }
+        }
+    };
+    (row, choice)
 }
 
 /// Rust probes link libbpf-sys's vendored libbpf statically (libbpf-rs 0.27 needs a newer libbpf than
-/// Debian 12's 1.1), while C probes link the system libbpf: report both so a skew is never a surprise.
-fn rust_libbpf_row(workspace_root: Option<&Path>) -> Row {
+/// Debian 12's 1.1), while C probes link the libbpf `C libbpf` names: report both so a skew is never a surprise.
+fn rust_libbpf_row(workspace_root: Option<&Path>, c_libbpf: &LibbpfChoice) -> Row {
     let r = row("libraries", "rust libbpf", false);
     let lock = workspace_root.map(|root| root.join("Cargo.lock"));
     let text = lock
@@ -396,7 +512,12 @@ fn rust_libbpf_row(workspace_root: Option<&Path>) -> Row {
     };
     match (version_of("libbpf-sys"), version_of("libbpf-rs")) {
         (Some(sys), Some(rs)) => r.pass(format!(
-            "Rust probes: libbpf-rs {rs} on libbpf-sys {sys} (its vendored libbpf, linked statically); C probes: the system libbpf"
+            "Rust probes: libbpf-rs {rs} on libbpf-sys {sys} (its vendored libbpf, linked statically); C probes: {}",
+            match (c_libbpf.kind, &c_libbpf.version) {
+                ("none", _) => "no usable libbpf (see `C libbpf`)".to_string(),
+                (kind, Some(v)) => format!("the {kind} libbpf {v}"),
+                (kind, None) => format!("the {kind} libbpf"),
+            }
         )),
         _ => r.pass("no Rust probes in this workspace (no libbpf-rs in Cargo.lock)"),
     }
