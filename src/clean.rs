@@ -6,6 +6,14 @@ use crate::paths;
 use crate::workspace::Workspace;
 
 pub fn clean(workspace: &Workspace, probe_names: &[String]) -> Result<()> {
+    // Never pull outputs from under a build that is writing them.
+    let _lock = if workspace.output_dir().is_dir() {
+        Some(crate::build::lock::lock_output_dir(
+            &workspace.output_dir(),
+        )?)
+    } else {
+        None
+    };
     if probe_names.is_empty() {
         paths::remove_dir_all_if_exists(&workspace.output_dir())?;
         eprintln!("     Removed {}", workspace.output_dir().display());

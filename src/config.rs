@@ -317,6 +317,7 @@ fn build_options(
         verbose,
         kernel_release,
         libbpf: libbpf.clone(),
+        precompile_header: env("EBPF_PROBE_PCH").is_none_or(|v| v != "0"),
         build_opts: env("BUILD_OPTS")
             .map(|o| o.split_whitespace().map(String::from).collect())
             .unwrap_or_default(),

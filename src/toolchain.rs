@@ -178,22 +178,68 @@ impl Toolchain {
             tool::find(kind).map_err(|e| anyhow::anyhow!("{e}; {}", install_hint(requirement)))
         };
         let clang = find(ToolKind::Clang, "clang")?;
-        let version_output = Cmd::new(&clang).arg("--version").run()?;
-        let version_text = String::from_utf8_lossy(&version_output.stdout);
-        match parse_clang_version(&version_text) {
-            Some(v) if v.0 < MIN_CLANG_MAJOR => bail!(
-                "`{}` is clang {v}; BPF builds need clang >= {MIN_CLANG_MAJOR}. Point CLANG at a newer clang or {}",
-                clang.program.display(),
-                install_hint("clang")
-            ),
-            _ => {}
-        }
         Ok(Toolchain {
             clang,
             llvm_strip: find(ToolKind::LlvmStrip, "llvm-strip")?,
             bpftool: find(ToolKind::Bpftool, "bpftool")?,
             cc: find(ToolKind::Cc, "cc")?,
         })
+    }
+
+    /// clang's version, asked of clang only when `cache` (a file beside the build outputs) does not already
+    /// hold the answer for this exact clang binary: a no-op build starts no process at all.
+    /// Fails when clang is too old for BPF CO-RE.
+    pub fn clang_version(&self, cache: &Path) -> Result<Option<Version>> {
+        let identity = tool_identity(&self.clang.program);
+        let cached = std::fs::read_to_string(cache).ok().and_then(|text| {
+            let (who, version) = text.split_once('\n')?;
+            (who == identity).then(|| parse_version(version.trim()))
+        });
+        let version = match cached {
+            Some(version) => version,
+            None => {
+                let output = Cmd::new(&self.clang).arg("--version").run()?;
+                let version = parse_clang_version(&String::from_utf8_lossy(&output.stdout));
+                let text = format!(
+                    "{identity}\n{}\n",
+                    version.map_or(String::new(), |v| v.to_string())
+                );
+                // Only a cache: a read-only tree still builds, it just asks clang every time.
+                let _ = crate::paths::write_atomic(cache, text.as_bytes());
+                version
+            }
+        };
+        match version {
+            Some(v) if v.0 < MIN_CLANG_MAJOR => bail!(
+                "`{}` is clang {v}; BPF builds need clang >= {MIN_CLANG_MAJOR}. Point CLANG at a newer clang or {}",
+                self.clang.program.display(),
+                install_hint("clang")
+            ),
+            _ => Ok(version),
+        }
+    }
+}
+
+/// Which exact program `path` is, without running it: its resolved path, size and modification time. Part of
+/// every step's fingerprint, so upgrading a tool rebuilds what it made.
+pub fn tool_identity(path: &Path) -> String {
+    let resolved = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    match std::fs::metadata(&resolved) {
+        Ok(meta) => {
+            let modified = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .unwrap_or_default();
+            format!(
+                "{} {} {}.{:09}",
+                resolved.display(),
+                meta.len(),
+                modified.as_secs(),
+                modified.subsec_nanos()
+            )
+        }
+        Err(_) => resolved.display().to_string(),
     }
 }
 

@@ -81,6 +81,11 @@ impl Workspace {
         self.output_dir().join("lib")
     }
 
+    /// Precompiled kernel headers, one per (header, clang, flags).
+    pub fn pch_dir(&self) -> PathBuf {
+        self.output_dir().join("pch")
+    }
+
     pub fn probe_output_dir(&self, probe: &str) -> PathBuf {
         self.output_dir().join(probe)
     }

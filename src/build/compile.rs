@@ -1,19 +1,22 @@
-//! The compile pipeline for one workspace: `*.bpf.c` → clang → llvm-strip → bpftool skeleton, userland `*.c` → cc,
-//! link. Each step is skipped when its output is fresh (see `fresh`).
+//! The compile steps of one workspace: the precompiled kernel header, `*.bpf.c` → clang → llvm-strip, the
+//! bpftool skeleton, userland `*.c` → cc, and the link. Each step is skipped when its output is fresh (see
+//! `fresh`), and writes a temp file that is renamed into place only once the step has wholly succeeded.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 
 use crate::build::fresh;
+use crate::build::progress::Output;
 use crate::kernel::{self, KernelVersion};
 use crate::libbpf::Libbpf;
 use crate::paths;
 use crate::tool::Cmd;
-use crate::toolchain::{self, parse_clang_version, Toolchain};
+use crate::toolchain::{self, tool_identity, Toolchain};
 
-/// Libraries every probe binary links, as the old `var.mk`'s LINK_TARGET.
-/// (libbpf itself comes first, from `Libbpf::link_args`.)
+/// Libraries every probe binary links after libbpf, as the old `var.mk`'s LINK_TARGET
+/// (libbpf itself comes first, from `Libbpf::link_args`).
 pub const DEFAULT_LIBS: [&str; 3] = ["-lelf", "-lz", "-lpthread"];
 
 /// What the build of one workspace shares across probes: tools, `-D` flags, include dirs.
@@ -21,6 +24,11 @@ pub struct Compiler {
     /// Every command runs here, and paths in commands are relative to it, so errors read `probes/x/x.bpf.c:3:1`.
     root: PathBuf,
     toolchain: Toolchain,
+    /// `which tool is it` lines, part of the fingerprint of every step the tool runs in.
+    clang_identity: String,
+    strip_identity: String,
+    bpftool_identity: String,
+    cc_identity: String,
     defines: Vec<String>,
     bpf_system_includes: Vec<String>,
     /// `$BUILD_OPTS`, appended to both compilers' flags as the old framework did.
@@ -28,17 +36,44 @@ pub struct Compiler {
     /// `-I` for the selected libbpf's headers (empty for the system one), before any system dir.
     libbpf_includes: Vec<String>,
     libbpf_link: Vec<String>,
+    /// The kernel header BPF programs include (`include/vmlinux.h`), when there is one.
+    kernel_header: Option<KernelHeader>,
     verbose: bool,
+    output: Output,
+}
+
+struct KernelHeader {
+    /// As the build names it (the `vmlinux.h` link).
+    path: PathBuf,
+    /// The SDK dir holding it (and `ext_def.h`, which it includes).
+    include_dir: PathBuf,
+    /// The file the link resolves to, with its size and time: switching headers changes every BPF fingerprint.
+    identity: String,
 }
 
 pub struct CompilerSettings<'a> {
     pub libbpf: &'a Libbpf,
     pub root: &'a Path,
+    /// Where small caches (clang's version) are kept: the build's output dir.
+    pub state_dir: &'a Path,
     /// The kernel the probes are built for (`$VMLINUX_VER` or `uname -r`): gives the KER_VER_* defines.
     pub kernel_release: &'a str,
+    /// The selected `include/vmlinux.h`, precompiled once for all BPF programs; `None` when nothing includes it.
+    pub kernel_header: Option<&'a Path>,
     pub debug: bool,
     pub build_opts: &'a [String],
     pub verbose: bool,
+    pub output: Output,
+}
+
+/// The kernel header compiled once by clang (`-x c-header`) and used by every BPF compile with the same flags:
+/// parsing the 2.8 MB header is most of a BPF compile.
+pub struct PrecompiledHeader {
+    pub path: PathBuf,
+    /// The probe-specific clang flags this header was built with (they must match the compiles that use it).
+    extra_flags: Vec<String>,
+    /// Cleared when clang could not build it: compiles then include the header the plain way.
+    usable: AtomicBool,
 }
 
 impl Compiler {
@@ -60,8 +95,7 @@ impl Compiler {
             defines.push(format!("-DLIBBPF_VER_MAJOR={}", libbpf.0));
             defines.push(format!("-DLIBBPF_VER_MINOR={}", libbpf.1));
         }
-        let clang_version = Cmd::new(&toolchain.clang).arg("--version").run()?;
-        if let Some(v) = parse_clang_version(&String::from_utf8_lossy(&clang_version.stdout)) {
+        if let Some(v) = toolchain.clang_version(&settings.state_dir.join(".clang-version"))? {
             defines.push(format!("-DCLANG_VER_MAJOR={}", v.0));
         }
         if settings.debug {
@@ -70,8 +104,20 @@ impl Compiler {
         let bpf_system_includes = toolchain::multiarch_include_dir()
             .map(|dir| vec!["-idirafter".to_string(), dir.display().to_string()])
             .unwrap_or_default();
+        let kernel_header = settings.kernel_header.map(|path| KernelHeader {
+            path: path.to_path_buf(),
+            include_dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            identity: format!("kernel header {}", tool_identity(path)),
+        });
         Ok(Compiler {
             root: settings.root.to_path_buf(),
+            clang_identity: format!("clang {}", tool_identity(&toolchain.clang.program)),
+            strip_identity: format!(
+                "llvm-strip {}",
+                tool_identity(&toolchain.llvm_strip.program)
+            ),
+            bpftool_identity: format!("bpftool {}", tool_identity(&toolchain.bpftool.program)),
+            cc_identity: format!("cc {}", tool_identity(&toolchain.cc.program)),
             toolchain,
             defines,
             bpf_system_includes,
@@ -83,7 +129,9 @@ impl Compiler {
                 .map(|d| format!("-I{}", d.display()))
                 .collect(),
             libbpf_link: settings.libbpf.link_args(),
+            kernel_header,
             verbose: settings.verbose,
+            output: settings.output.clone(),
         })
     }
 
@@ -103,110 +151,243 @@ impl Compiler {
             .collect()
     }
 
-    /// Runs `cmd` unless `output` is fresh; returns whether it ran.
+    /// Runs `work` unless `output` is fresh for `fingerprint`; returns whether it ran. `work` writes the temp path
+    /// it is given, which becomes `output` only when `work` succeeds.
     fn step(
         &self,
         output: &Path,
-        cmds: &[Cmd],
+        fingerprint: &str,
         inputs: &[PathBuf],
         depfile: Option<&Path>,
+        work: impl FnOnce(&Path) -> Result<()>,
     ) -> Result<bool> {
-        let fingerprint: String = cmds.iter().map(|c| format!("{c}\n")).collect();
         let inputs: Vec<PathBuf> = inputs.iter().map(|p| self.root.join(p)).collect();
         let depfile = depfile.map(|d| self.root.join(d));
-        if fresh::is_fresh(
-            output,
-            &fingerprint,
-            &inputs,
-            depfile.as_deref(),
-            &self.root,
-        ) {
+        if fresh::is_fresh(output, fingerprint, &inputs, depfile.as_deref(), &self.root) {
             return Ok(false);
         }
-        fresh::invalidate(output)?;
-        for cmd in cmds {
-            if self.verbose {
-                eprintln!("     Running `{cmd}`");
-            }
-            let output = cmd.run()?;
-            // Warnings of a successful compile are the author's to see, not ours to swallow.
-            if !output.stderr.is_empty() {
-                eprint!("{}", String::from_utf8_lossy(&output.stderr));
-            }
+        if let Some(parent) = output.parent() {
+            paths::create_dir_all(parent)?;
         }
-        fresh::record(output, &fingerprint)?;
+        fresh::invalidate(output)?;
+        let temp = paths::temp_sibling(output);
+        if let Err(e) = work(&temp) {
+            let _ = std::fs::remove_file(&temp);
+            return Err(e);
+        }
+        paths::rename(&temp, output)?;
+        fresh::record(output, fingerprint)?;
         Ok(true)
     }
 
-    /// `dir/<stem>.bpf.c` → `out_dir/<stem>.bpf.o` (stripped of DWARF) → `out_dir/<stem>.skel.h` (struct `<stem>_bpf`).
+    /// Runs one command; a successful compile's warnings are the author's to see, not ours to swallow.
+    fn exec(&self, cmd: &Cmd) -> Result<std::process::Output> {
+        if self.verbose {
+            self.output.println(&format!("     Running `{cmd}`"));
+        }
+        let output = cmd.run()?;
+        if !output.stderr.is_empty() {
+            self.output
+                .println(&String::from_utf8_lossy(&output.stderr));
+        }
+        Ok(output)
+    }
+
+    /// The clang flags every BPF compile with `extra_flags` shares, whatever its include dirs.
+    fn bpf_flags(&self, extra_flags: &[String]) -> Vec<String> {
+        let mut flags: Vec<String> = ["-g", "-O2", "-Wall", "-target", "bpf"]
+            .map(String::from)
+            .to_vec();
+        flags.extend(self.defines.iter().cloned());
+        flags.extend(extra_flags.iter().cloned());
+        flags.extend(self.build_opts.iter().cloned());
+        flags
+    }
+
+    /// The precompiled kernel header for BPF compiles with `extra_flags`, named after everything that shapes it
+    /// (the header the link resolves to, clang, the flags), or `None` when there is no kernel header.
+    pub fn precompiled_header(
+        &self,
+        pch_dir: &Path,
+        extra_flags: &[String],
+    ) -> Option<PrecompiledHeader> {
+        let header = self.kernel_header.as_ref()?;
+        let key = format!(
+            "{}\n{}\n{}\n{}",
+            header.identity,
+            self.clang_identity,
+            self.bpf_flags(extra_flags).join(" "),
+            self.libbpf_includes.join(" ")
+        );
+        Some(PrecompiledHeader {
+            path: pch_dir.join(format!("vmlinux-{:016x}.h.pch", fnv1a(key.as_bytes()))),
+            extra_flags: extra_flags.to_vec(),
+            usable: AtomicBool::new(true),
+        })
+    }
+
+    /// Builds `pch` unless it is fresh. When clang cannot precompile the header, says so in one line and leaves
+    /// the compiles to include it the plain way: a slower build is not a failed one.
+    pub fn build_precompiled_header(&self, pch: &PrecompiledHeader) -> Result<bool> {
+        let header = self
+            .kernel_header
+            .as_ref()
+            .expect("a precompiled header is planned only when there is a kernel header");
+        let depfile = pch.path.with_extension("d");
+        let command_to = |output: &Path| {
+            Cmd::new(&self.toolchain.clang)
+                .cwd(&self.root)
+                .args(self.bpf_flags(&pch.extra_flags))
+                .args(self.include_flags(std::slice::from_ref(&header.include_dir)))
+                .args(&self.libbpf_includes)
+                .args(&self.bpf_system_includes)
+                .args(["-MD", "-MF"])
+                .arg(self.shown(&depfile))
+                .arg("-MT")
+                .arg(self.shown(&pch.path))
+                .args(["-x", "c-header"])
+                .arg(self.shown(&header.path))
+                .arg("-o")
+                .arg(self.shown(output))
+        };
+        let fingerprint = format!(
+            "{}\n{}\n{}\n",
+            command_to(&pch.path),
+            self.clang_identity,
+            header.identity
+        );
+        let built = self.step(
+            &pch.path,
+            &fingerprint,
+            &[self.shown(&header.path)],
+            Some(&self.shown(&depfile)),
+            |temp| self.exec(&command_to(temp)).map(drop),
+        );
+        match built {
+            Ok(ran) => Ok(ran),
+            Err(e) => {
+                pch.usable.store(false, Ordering::SeqCst);
+                self.output.println(&format!(
+                    "note: clang could not precompile `{}`, so every BPF program parses it instead (slower, same result): {}",
+                    self.shown(&header.path).display(),
+                    first_line(&format!("{e:#}"))
+                ));
+                Ok(false)
+            }
+        }
+    }
+
+    /// `dir/<stem>.bpf.c` → `out_dir/<stem>.bpf.o`, stripped of DWARF (it is only there for clang's BTF; the
+    /// stripped object keeps .BTF and loads faster).
     pub fn bpf_object(
         &self,
         source: &Path,
-        out_dir: &Path,
+        object: &Path,
         include_dirs: &[PathBuf],
         extra_flags: &[String],
-    ) -> Result<PathBuf> {
-        let file_name = source.file_name().unwrap_or_default().to_string_lossy();
-        let stem = file_name
-            .strip_suffix(".bpf.c")
-            .unwrap_or(&file_name)
-            .to_string();
-        let object = out_dir.join(format!("{stem}.bpf.o"));
-        let depfile = out_dir.join(format!("{stem}.bpf.d"));
-        let skeleton = out_dir.join(format!("{stem}.skel.h"));
-        paths::create_dir_all(out_dir)?;
+        pch: Option<&PrecompiledHeader>,
+    ) -> Result<bool> {
+        let pch = pch.filter(|p| p.usable.load(Ordering::SeqCst));
+        match self.bpf_object_with(source, object, include_dirs, extra_flags, pch) {
+            Err(e) if pch.is_some() && mentions_precompiled_header(&format!("{e:#}")) => {
+                let pch = pch.expect("checked above");
+                // The rest of this build goes without it, and the next build makes it again.
+                pch.usable.store(false, Ordering::SeqCst);
+                fresh::invalidate(&pch.path)?;
+                self.output.println(&format!(
+                    "note: clang refused the precompiled kernel header for `{}`; compiling it without",
+                    self.shown(source).display()
+                ));
+                self.bpf_object_with(source, object, include_dirs, extra_flags, None)
+            }
+            result => result,
+        }
+    }
 
-        let compile = Cmd::new(&self.toolchain.clang)
-            .cwd(&self.root)
-            .args(["-g", "-O2", "-Wall", "-target", "bpf"])
-            .args(&self.defines)
-            .args(self.include_flags(include_dirs))
-            .args(&self.libbpf_includes)
-            .args(&self.bpf_system_includes)
-            .args(extra_flags)
-            .args(&self.build_opts)
-            .arg("-MD")
-            .arg("-MF")
-            .arg(self.shown(&depfile))
-            .arg("-c")
-            .arg(self.shown(source))
-            .arg("-o")
-            .arg(self.shown(&object));
-        // DWARF is only for clang's own BTF generation; the stripped object keeps .BTF and loads faster.
-        let strip = Cmd::new(&self.toolchain.llvm_strip)
-            .cwd(&self.root)
-            .arg("-g")
-            .arg(self.shown(&object));
+    fn bpf_object_with(
+        &self,
+        source: &Path,
+        object: &Path,
+        include_dirs: &[PathBuf],
+        extra_flags: &[String],
+        pch: Option<&PrecompiledHeader>,
+    ) -> Result<bool> {
+        let depfile = object.with_extension("d");
+        let compile_to = |output: &Path| {
+            let mut cmd = Cmd::new(&self.toolchain.clang)
+                .cwd(&self.root)
+                .args(self.bpf_flags(extra_flags))
+                .args(self.include_flags(include_dirs))
+                .args(&self.libbpf_includes)
+                .args(&self.bpf_system_includes);
+            if let Some(pch) = pch {
+                cmd = cmd.arg("-include-pch").arg(self.shown(&pch.path));
+            }
+            cmd.args(["-MD", "-MF"])
+                .arg(self.shown(&depfile))
+                .arg("-MT")
+                .arg(self.shown(object))
+                .arg("-c")
+                .arg(self.shown(source))
+                .arg("-o")
+                .arg(self.shown(output))
+        };
+        let strip = |output: &Path| {
+            Cmd::new(&self.toolchain.llvm_strip)
+                .cwd(&self.root)
+                .arg("-g")
+                .arg(self.shown(output))
+        };
+        let mut fingerprint = format!(
+            "{}\n{}\n{}\n{}\n",
+            compile_to(object),
+            strip(object),
+            self.clang_identity,
+            self.strip_identity
+        );
+        let mut inputs = vec![self.shown(source)];
+        if let Some(header) = &self.kernel_header {
+            fingerprint.push_str(&header.identity);
+            fingerprint.push('\n');
+        }
+        if let Some(pch) = pch {
+            inputs.push(self.shown(&pch.path));
+        }
         self.step(
-            &object,
-            &[compile, strip],
-            &[self.shown(source)],
+            object,
+            &fingerprint,
+            &inputs,
             Some(&self.shown(&depfile)),
-        )?;
+            |temp| {
+                self.exec(&compile_to(temp))?;
+                self.exec(&strip(temp))?;
+                Ok(())
+            },
+        )
+    }
 
+    /// `<stem>.bpf.o` → `<stem>.skel.h` (struct `<stem>_bpf`).
+    pub fn skeleton(&self, object: &Path, skeleton: &Path) -> Result<bool> {
+        let file_name = object.file_name().unwrap_or_default().to_string_lossy();
+        let stem = file_name.strip_suffix(".bpf.o").unwrap_or(&file_name);
         let gen_skeleton = Cmd::new(&self.toolchain.bpftool)
             .cwd(&self.root)
             .args(["gen", "skeleton"])
-            .arg(self.shown(&object))
+            .arg(self.shown(object))
             .arg("name")
             .arg(format!("{stem}_bpf"));
-        let fingerprint = format!("{gen_skeleton}\n");
-        if !fresh::is_fresh(
-            &skeleton,
+        let fingerprint = format!("{gen_skeleton}\n{}\n", self.bpftool_identity);
+        self.step(
+            skeleton,
             &fingerprint,
-            std::slice::from_ref(&object),
+            &[self.shown(object)],
             None,
-            &self.root,
-        ) {
-            fresh::invalidate(&skeleton)?;
-            if self.verbose {
-                eprintln!("     Running `{gen_skeleton}`");
-            }
-            let output = gen_skeleton.run()?;
-            paths::write_atomic(&skeleton, &output.stdout)?;
-            fresh::record(&skeleton, &fingerprint)?;
-        }
-        Ok(skeleton)
+            |temp| {
+                let output = self.exec(&gen_skeleton)?;
+                std::fs::write(temp, &output.stdout)
+                    .with_context(|| format!("failed to write `{}`", temp.display()))
+            },
+        )
     }
 
     /// Compiles one userland C file to `object`.
@@ -216,41 +397,38 @@ impl Compiler {
         object: &Path,
         include_dirs: &[PathBuf],
         extra_flags: &[String],
-    ) -> Result<()> {
-        if let Some(parent) = object.parent() {
-            paths::create_dir_all(parent)?;
-        }
+    ) -> Result<bool> {
         let depfile = object.with_extension("d");
-        let compile = Cmd::new(&self.toolchain.cc)
-            .cwd(&self.root)
-            .args(["-g", "-O2", "-Wall", "-fPIC"])
-            .args(&self.defines)
-            .args(self.include_flags(include_dirs))
-            .args(&self.libbpf_includes)
-            .args(extra_flags)
-            .args(&self.build_opts)
-            .arg("-MD")
-            .arg("-MF")
-            .arg(self.shown(&depfile))
-            .arg("-c")
-            .arg(self.shown(source))
-            .arg("-o")
-            .arg(self.shown(object));
+        let compile_to = |output: &Path| {
+            Cmd::new(&self.toolchain.cc)
+                .cwd(&self.root)
+                .args(["-g", "-O2", "-Wall", "-fPIC"])
+                .args(&self.defines)
+                .args(self.include_flags(include_dirs))
+                .args(&self.libbpf_includes)
+                .args(extra_flags)
+                .args(&self.build_opts)
+                .args(["-MD", "-MF"])
+                .arg(self.shown(&depfile))
+                .arg("-MT")
+                .arg(self.shown(object))
+                .arg("-c")
+                .arg(self.shown(source))
+                .arg("-o")
+                .arg(self.shown(output))
+        };
+        let fingerprint = format!("{}\n{}\n", compile_to(object), self.cc_identity);
         self.step(
             object,
-            &[compile],
+            &fingerprint,
             &[self.shown(source)],
             Some(&self.shown(&depfile)),
-        )?;
-        Ok(())
+            |temp| self.exec(&compile_to(temp)).map(drop),
+        )
     }
 
     /// Links `objects` into `binary`, written beside it and renamed so a running copy is never overwritten in place.
     pub fn link(&self, objects: &[PathBuf], binary: &Path, libs: &[String]) -> Result<bool> {
-        if let Some(parent) = binary.parent() {
-            paths::create_dir_all(parent)?;
-        }
-        let temp = paths::temp_sibling(binary);
         let link_to = |output: &Path| {
             Cmd::new(&self.toolchain.cc)
                 .cwd(&self.root)
@@ -261,25 +439,42 @@ impl Compiler {
                 .args(&self.libbpf_link)
                 .args(DEFAULT_LIBS)
         };
-        // The fingerprint (and what -v shows) names the final path; the command really run writes a temp file.
-        let link = link_to(binary);
-        let fingerprint = format!("{link}\n");
-        if fresh::is_fresh(binary, &fingerprint, objects, None, &self.root) {
-            return Ok(false);
-        }
-        fresh::invalidate(binary)?;
-        let link_to_temp = link_to(&temp);
-        if self.verbose {
-            eprintln!("     Running `{link}`");
-        }
-        if let Err(e) = link_to_temp.run() {
-            let _ = std::fs::remove_file(&temp);
-            return Err(e);
-        }
-        paths::rename(&temp, binary)?;
-        fresh::record(binary, &fingerprint)?;
-        Ok(true)
+        let fingerprint = format!("{}\n{}\n", link_to(binary), self.cc_identity);
+        // A static libbpf is an input like the objects: rebuilding it relinks.
+        let mut inputs: Vec<PathBuf> = objects.iter().map(|o| self.shown(o)).collect();
+        inputs.extend(
+            self.libbpf_link
+                .iter()
+                .filter(|arg| arg.ends_with(".a"))
+                .map(PathBuf::from),
+        );
+        self.step(binary, &fingerprint, &inputs, None, |temp| {
+            self.exec(&link_to(temp))?;
+            set_executable(temp)
+        })
     }
+}
+
+pub fn set_executable(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("failed to make `{}` executable", path.display()))
+}
+
+/// Whether clang's complaint is about the precompiled header rather than the program.
+fn mentions_precompiled_header(error: &str) -> bool {
+    error.contains("precompiled header") || error.contains("PCH file")
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("")
+}
+
+/// FNV-1a: a stable, dependency-free name for a precompiled header's inputs (not a security hash).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// A probe's extra `libs` entries: bare names become `-lname`, flags pass through.
@@ -310,5 +505,25 @@ mod tests {
             link_flags(&libs),
             ["-lconfig", "-Wl,--as-needed", "/usr/lib/libx.a"]
         );
+    }
+
+    #[test]
+    fn precompiled_header_names_are_stable_and_follow_their_inputs() {
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_ne!(fnv1a(b"-DGOPHER_DEBUG"), fnv1a(b""));
+    }
+
+    #[test]
+    fn pch_errors_are_told_apart_from_program_errors() {
+        assert!(mentions_precompiled_header(
+            "fatal error: file 'include/vmlinux.h' has been modified since the precompiled header '.output/pch/x.pch' was built"
+        ));
+        assert!(mentions_precompiled_header(
+            "error: PCH file was compiled for the target 'x86_64' but the current translation unit is being compiled for target 'bpf'"
+        ));
+        assert!(!mentions_precompiled_header(
+            "probes/a/a.bpf.c:3:1: error: expected ';'"
+        ));
     }
 }

@@ -1,13 +1,17 @@
-//! `-b/--build`: selects the kernel header, compiles the shared userland library once, then builds every
-//! selected probe in parallel; one probe's failure does not stop the others.
+//! `-b/--build`: selects the kernel header and libbpf, plans every step of every selected probe as one graph
+//! (`plan`), runs it in parallel and incrementally (`graph`, `fresh`), then builds the Rust probes with one
+//! cargo run. One probe's failure does not stop the others.
 
 pub mod compile;
 pub mod fresh;
+pub mod graph;
 pub mod header;
+pub mod lock;
+pub mod plan;
+pub mod progress;
 pub mod rust;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -15,7 +19,10 @@ use anyhow::{bail, Context, Result};
 
 use crate::paths;
 use crate::workspace::{Probe, Userland, Workspace};
-use compile::{link_flags, Compiler, CompilerSettings};
+use compile::{link_flags, set_executable, Compiler, CompilerSettings};
+use graph::Status;
+use plan::{Action, Plan, PlanSettings, Step};
+use progress::{Output, Progress};
 
 pub struct BuildOptions {
     /// Probe directory names; empty means all.
@@ -32,6 +39,8 @@ pub struct BuildOptions {
     pub build_opts: Vec<String>,
     /// `--libbpf`: which libbpf C probes compile against and link.
     pub libbpf: crate::libbpf::Policy,
+    /// Precompile the kernel header once for all BPF programs (`EBPF_PROBE_PCH=0` turns it off).
+    pub precompile_header: bool,
 }
 
 /// A probe that built, and where its executable is.
@@ -39,8 +48,6 @@ pub struct BuildOptions {
 pub struct BuiltProbe {
     pub name: String,
     pub binary: PathBuf,
-    /// Nothing needed rebuilding.
-    pub fresh: bool,
 }
 
 pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<BuiltProbe>> {
@@ -55,93 +62,276 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<BuiltP
     check_unique_binaries(&probes)?;
     let names: Vec<String> = probes.iter().map(|p| p.name.clone()).collect();
     crate::check_meta::check_meta(workspace, &names)?;
-    header::select_vmlinux_header(workspace, &options.kernel_release)?;
+    let _lock = lock::lock_output_dir(&workspace.output_dir())?;
+    let kernel_header = header::select_vmlinux_header(workspace, &options.kernel_release)?;
     let libbpf = crate::libbpf::select(workspace, &options.libbpf, options.jobs)?;
+    let output = Output::detect();
     let compiler = Compiler::new(&CompilerSettings {
         libbpf: &libbpf,
         root: &workspace.root,
+        state_dir: &workspace.output_dir(),
         kernel_release: &options.kernel_release,
+        kernel_header: Some(&kernel_header),
         debug: options.debug,
         build_opts: &options.build_opts,
         verbose: options.verbose,
+        output: output.clone(),
     })?;
-    let lib_objects = build_shared_lib(&compiler, workspace).with_context(|| {
-        format!(
-            "the shared userland library in `{}` failed to build",
-            workspace.lib_dir().display()
-        )
-    })?;
-
-    let has_rust = probes.iter().any(|p| p.userland() == Userland::Rust);
-    let skelgen = if has_rust {
+    if options.verbose {
+        output.println(&format!("       Using {}", libbpf.reason));
+    }
+    let skelgen = if probes.iter().any(|p| p.userland() == Userland::Rust) {
         Some(rust::build_skelgen(workspace, options.verbose)?)
     } else {
         None
     };
 
     let started = Instant::now();
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, Result<Option<BuiltProbe>>)>> = Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..options.jobs.clamp(1, probes.len()) {
-            scope.spawn(|| loop {
-                let index = next.fetch_add(1, Ordering::SeqCst);
-                let Some(probe) = probes.get(index) else {
-                    break;
-                };
-                let probe_started = Instant::now();
-                let result = build_probe(
-                    &compiler,
-                    workspace,
-                    probe,
-                    &lib_objects,
-                    skelgen.as_deref(),
-                )
-                .with_context(|| format!("probe `{}` failed to build", probe.name));
-                match &result {
-                    // A Rust probe's userland is built by the one cargo run below.
-                    Ok(None) => {}
-                    Ok(Some(built)) => eprintln!(
-                        "{:>12} {} → {} ({:.1}s)",
-                        if built.fresh { "Fresh" } else { "Built" },
-                        probe.name,
-                        compiler.shown(&built.binary).display(),
-                        probe_started.elapsed().as_secs_f64()
-                    ),
-                    Err(e) => eprintln!("error: {e:#}\n"),
-                }
-                results.lock().unwrap().push((index, result));
-            });
+    let plan = plan::plan(&PlanSettings {
+        workspace,
+        probes: &probes,
+        compiler: &compiler,
+        precompile_header: options.precompile_header,
+    })?;
+    let mut failed: Vec<usize> = Vec::new();
+    for (index, error) in &plan.unplannable {
+        output.println(&format!(
+            "error: probe `{}` failed to build: {error:#}\n",
+            probes[*index].name
+        ));
+        failed.push(*index);
+    }
+    let statuses = run_plan(
+        &plan,
+        &RunContext {
+            workspace,
+            probes: &probes,
+            compiler: &compiler,
+            skelgen: skelgen.as_deref(),
+            output: &output,
+            jobs: options.jobs,
+        },
+    );
+    prune_precompiled_headers(workspace, &plan);
+
+    let mut finished: Vec<(usize, Result<Option<BuiltProbe>>)> = Vec::new();
+    for (node, status) in plan.nodes.iter().zip(&statuses) {
+        let Some(index) = node.step.probe else {
+            continue;
+        };
+        if !node.step.is_final() {
+            continue;
         }
-    });
-    let mut results = results.into_inner().unwrap();
-    results.sort_by_key(|(index, _)| *index);
-    let results = finish_rust_probes(workspace, &probes, results, options.verbose)?;
+        let result = match (status, &node.step.action) {
+            (Status::Ran | Status::Fresh, Action::Link { binary, .. }) => Ok(Some(BuiltProbe {
+                name: probes[index].name.clone(),
+                binary: binary.clone(),
+            })),
+            (Status::Ran | Status::Fresh, _) => Ok(None),
+            _ => Err(anyhow::anyhow!("its errors are above")),
+        };
+        finished.push((index, result));
+    }
+    // A probe whose final step never settled had a failure earlier in its chain.
+    for (index, _) in probes.iter().enumerate() {
+        if !finished.iter().any(|(i, _)| *i == index) && !failed.contains(&index) {
+            finished.push((index, Err(anyhow::anyhow!("its errors are above"))));
+        }
+    }
+    finished.sort_by_key(|(index, _)| *index);
+    let results = finish_rust_probes(workspace, &probes, finished, options.verbose)?;
 
     let mut built = Vec::new();
-    let mut failed = Vec::new();
     for (index, result) in results {
         match result {
             Ok(b) => built.push(b),
-            Err(_) => failed.push(probes[index].name.clone()),
+            Err(_) => failed.push(index),
         }
     }
     if !failed.is_empty() {
+        failed.sort();
+        failed.dedup();
+        let names: Vec<&str> = failed.iter().map(|i| probes[*i].name.as_str()).collect();
         bail!(
             "{} of {} probes failed to build: {} (their errors are above; {} built)",
             failed.len(),
             probes.len(),
-            failed.join(", "),
+            names.join(", "),
             built.len()
         );
     }
     eprintln!(
-        "    Finished {} probe{} in {:.1}s",
+        "    Finished {} probe{} in {:.2}s",
         built.len(),
         if built.len() == 1 { "" } else { "s" },
         started.elapsed().as_secs_f64()
     );
     Ok(built)
+}
+
+struct RunContext<'a> {
+    workspace: &'a Workspace,
+    probes: &'a [Probe],
+    compiler: &'a Compiler,
+    skelgen: Option<&'a std::path::Path>,
+    output: &'a Output,
+    jobs: usize,
+}
+
+/// Runs the graph with progress output; failures are printed as they happen, each naming its probe.
+fn run_plan(plan: &Plan, context: &RunContext) -> Vec<Status> {
+    let progress = Progress::new(context.output, plan.nodes.len(), context.jobs);
+    let reported_failure: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+    graph::run(
+        &plan.nodes,
+        context.jobs,
+        |_, step, worker| {
+            let (verb, label) = step.describe(context.compiler, context.probes);
+            progress.started(worker, &label);
+            let started = Instant::now();
+            let result = execute(step, plan, context);
+            progress.idle(worker);
+            if let Ok(ran) = result {
+                progress.finished(verb, &label, ran, started.elapsed());
+            }
+            result
+        },
+        |index, status| {
+            let step = &plan.nodes[index].step;
+            match status {
+                Status::Failed(error) => {
+                    progress.finished("", "", false, Default::default());
+                    let what = match step.probe {
+                        Some(probe) => format!("probe `{}`", context.probes[probe].name),
+                        None => format!(
+                            "the shared userland library in `{}`",
+                            context
+                                .compiler
+                                .shown(&context.workspace.lib_dir())
+                                .display()
+                        ),
+                    };
+                    progress.println(&format!("error: {what} failed to build: {error:#}\n"));
+                    if let Some(probe) = step.probe {
+                        reported_failure.lock().unwrap().push(probe);
+                    }
+                }
+                Status::Skipped { .. } => progress.finished("", "", false, Default::default()),
+                Status::Ran | Status::Fresh => {
+                    if let (Some(probe), Action::Link { binary, .. }) = (step.probe, &step.action) {
+                        progress.println(&format!(
+                            "{:>12} {} → {}",
+                            if matches!(status, Status::Fresh) {
+                                "Fresh"
+                            } else {
+                                "Built"
+                            },
+                            context.probes[probe].name,
+                            context.compiler.shown(binary).display(),
+                        ));
+                    }
+                }
+            }
+        },
+    )
+}
+
+fn execute(step: &Step, plan: &Plan, context: &RunContext) -> Result<bool> {
+    let RunContext {
+        workspace,
+        probes,
+        compiler,
+        ..
+    } = *context;
+    let probe = step.probe.map(|p| &probes[p]);
+    match &step.action {
+        Action::PrecompiledHeader { pch } => {
+            compiler.build_precompiled_header(&plan.precompiled_headers[*pch])
+        }
+        Action::LibObject { source, object } => compiler.c_object(
+            source,
+            object,
+            &[workspace.include_dir(), workspace.lib_dir()],
+            &[],
+        ),
+        Action::BpfObject {
+            source,
+            object,
+            pch,
+        } => {
+            let probe = probe.expect("a BPF object belongs to a probe");
+            let includes = [
+                workspace.include_dir(),
+                workspace.probe_output_dir(&probe.name),
+                probe.dir.clone(),
+            ];
+            compiler.bpf_object(
+                source,
+                object,
+                &includes,
+                &probe.config.clang_flags,
+                pch.map(|p| &plan.precompiled_headers[p]),
+            )
+        }
+        Action::Skeleton { object, skeleton } => compiler.skeleton(object, skeleton),
+        Action::UserObject { source, object } => {
+            let probe = probe.expect("a userland object belongs to a probe");
+            let includes = [
+                workspace.include_dir(),
+                workspace.probe_output_dir(&probe.name),
+                probe.dir.clone(),
+                workspace.lib_dir(),
+            ];
+            compiler.c_object(source, object, &includes, &probe.config.cflags)
+        }
+        Action::Link { objects, binary } => {
+            let probe = probe.expect("a link belongs to a probe");
+            compiler.link(objects, binary, &link_flags(&probe.config.libs))
+        }
+        Action::RustSources { objects } => {
+            let probe = probe.expect("Rust sources belong to a probe");
+            let skelgen = context
+                .skelgen
+                .expect("the skeleton generator is built when Rust probes are selected");
+            rust::generate(
+                probe,
+                &workspace.probe_output_dir(&probe.name),
+                objects,
+                skelgen,
+            )
+        }
+    }
+}
+
+/// Precompiled headers are ~15 MB each; keep only those this build used (a header or flag change makes new ones).
+fn prune_precompiled_headers(workspace: &Workspace, plan: &Plan) {
+    let used: Vec<&std::path::Path> = plan
+        .precompiled_headers
+        .iter()
+        .map(|p| p.path.as_path())
+        .collect();
+    if used.is_empty() {
+        return;
+    }
+    for entry in std::fs::read_dir(workspace.pch_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let path = entry.path();
+        let keep = used.iter().any(|u| {
+            path == *u
+                || path.file_stem() == u.file_stem() && path.extension().is_some_and(|e| e == "d")
+                || path.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                    u.file_name()
+                        .and_then(|f| f.to_str())
+                        .is_some_and(|f| n.contains(f))
+                })
+        });
+        if !keep {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// Runs cargo once for every Rust probe whose BPF side and generated code are ready, and copies each
@@ -196,7 +386,6 @@ fn finish_rust_probes(
                         Ok(BuiltProbe {
                             name: probe.name.clone(),
                             binary,
-                            fresh,
                         })
                     })
                     .with_context(|| format!("probe `{}` failed to build", probe.name))
@@ -206,12 +395,6 @@ fn finish_rust_probes(
         finished.push((index, result));
     }
     Ok(finished)
-}
-
-fn set_executable(path: &std::path::Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
-        .with_context(|| format!("failed to make `{}` executable", path.display()))
 }
 
 fn check_unique_binaries(probes: &[Probe]) -> Result<()> {
@@ -229,88 +412,4 @@ fn check_unique_binaries(probes: &[Probe]) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// `lib/*.c`, compiled once into `.output/lib/` and linked into every probe (the old Makefiles recompiled it per probe).
-fn build_shared_lib(compiler: &Compiler, workspace: &Workspace) -> Result<Vec<PathBuf>> {
-    let lib_dir = workspace.lib_dir();
-    if !lib_dir.is_dir() {
-        return Ok(Vec::new());
-    }
-    let include_dirs = [workspace.include_dir(), lib_dir.clone()];
-    let mut objects = Vec::new();
-    for source in paths::files_with_suffix(&lib_dir, ".c")? {
-        let object = workspace.lib_output_dir().join(object_name(&source));
-        compiler.c_object(&source, &object, &include_dirs, &[])?;
-        objects.push(object);
-    }
-    Ok(objects)
-}
-
-fn object_name(source: &std::path::Path) -> String {
-    let name = source.file_name().unwrap_or_default().to_string_lossy();
-    format!("{}.o", name.strip_suffix(".c").unwrap_or(&name))
-}
-
-/// Builds a C probe completely (`Some`), or a Rust probe's BPF side and generated code (`None`: cargo is next).
-fn build_probe(
-    compiler: &Compiler,
-    workspace: &Workspace,
-    probe: &Probe,
-    lib_objects: &[PathBuf],
-    skelgen: Option<&std::path::Path>,
-) -> Result<Option<BuiltProbe>> {
-    let out_dir = workspace.probe_output_dir(&probe.name);
-    let bpf_sources = paths::files_with_suffix(&probe.dir, ".bpf.c")?;
-    if bpf_sources.is_empty() {
-        bail!("`{}` has no *.bpf.c kernel program", probe.dir.display());
-    }
-    let bpf_includes = [workspace.include_dir(), out_dir.clone(), probe.dir.clone()];
-    let mut objects = Vec::new();
-    for source in &bpf_sources {
-        compiler.bpf_object(source, &out_dir, &bpf_includes, &probe.config.clang_flags)?;
-        let name = source.file_name().unwrap_or_default().to_string_lossy();
-        objects.push(out_dir.join(format!(
-            "{}.bpf.o",
-            name.strip_suffix(".bpf.c").unwrap_or(&name)
-        )));
-    }
-    if probe.userland() == Userland::Rust {
-        let skelgen =
-            skelgen.expect("the skeleton generator is built when Rust probes are selected");
-        rust::generate(probe, &out_dir, &objects, skelgen)?;
-        return Ok(None);
-    }
-
-    let user_sources: Vec<PathBuf> = paths::files_with_suffix(&probe.dir, ".c")?
-        .into_iter()
-        .filter(|p| !p.to_string_lossy().ends_with(".bpf.c"))
-        .collect();
-    if user_sources.is_empty() {
-        bail!(
-            "`{}` has no userland *.c file (expected `{}.c` with main() that loads the skeleton)",
-            probe.dir.display(),
-            probe.binary_name()
-        );
-    }
-    let user_includes = [
-        workspace.include_dir(),
-        out_dir.clone(),
-        probe.dir.clone(),
-        workspace.lib_dir(),
-    ];
-    let mut objects = Vec::new();
-    for source in &user_sources {
-        let object = out_dir.join(object_name(source));
-        compiler.c_object(source, &object, &user_includes, &probe.config.cflags)?;
-        objects.push(object);
-    }
-    objects.extend(lib_objects.iter().cloned());
-    let binary = workspace.bin_dir().join(probe.binary_name());
-    let relinked = compiler.link(&objects, &binary, &link_flags(&probe.config.libs))?;
-    Ok(Some(BuiltProbe {
-        name: probe.name.clone(),
-        binary,
-        fresh: !relinked,
-    }))
 }

@@ -54,19 +54,33 @@ pub fn build_skelgen(workspace: &Workspace, verbose: bool) -> Result<PathBuf> {
     Ok(target_dir(workspace).join("release").join(SKELGEN_PACKAGE))
 }
 
-/// Generates `<stem>.skel.rs` for each BPF object and `meta.rs` from the probe's `.meta` into `out_dir`.
-pub fn generate(probe: &Probe, out_dir: &Path, objects: &[PathBuf], skelgen: &Path) -> Result<()> {
+/// Generates `<stem>.skel.rs` for each BPF object and `meta.rs` from the probe's `.meta` into `out_dir`;
+/// returns whether anything was rewritten.
+pub fn generate(
+    probe: &Probe,
+    out_dir: &Path,
+    objects: &[PathBuf],
+    skelgen: &Path,
+) -> Result<bool> {
+    let mut wrote = false;
     for object in objects {
         let name = object.file_name().unwrap_or_default().to_string_lossy();
         let stem = name.strip_suffix(".bpf.o").unwrap_or(&name);
         let skeleton = out_dir.join(format!("{stem}.skel.rs"));
-        let cmd = Cmd::program(skelgen).arg(object).arg(&skeleton);
-        let fingerprint = format!("{cmd}\n");
+        let command_to = |output: &Path| Cmd::program(skelgen).arg(object).arg(output);
+        let fingerprint = format!("{}\n", command_to(&skeleton));
         let inputs = [object.clone(), skelgen.to_path_buf()];
         if !fresh::is_fresh(&skeleton, &fingerprint, &inputs, None, out_dir) {
             fresh::invalidate(&skeleton)?;
-            cmd.run()?;
+            // Written beside and renamed, so an interrupted run never leaves a half skeleton cargo would trust.
+            let temp = paths::temp_sibling(&skeleton);
+            if let Err(e) = command_to(&temp).run() {
+                let _ = std::fs::remove_file(&temp);
+                return Err(e);
+            }
+            paths::rename(&temp, &skeleton)?;
             fresh::record(&skeleton, &fingerprint)?;
+            wrote = true;
         }
     }
     let mut tables = Vec::new();
@@ -86,8 +100,9 @@ pub fn generate(probe: &Probe, out_dir: &Path, objects: &[PathBuf], skelgen: &Pa
     // Rewriting identical text would make cargo rebuild the probe for nothing.
     if std::fs::read_to_string(&meta_rs_path).ok().as_deref() != Some(code.as_str()) {
         paths::write_atomic(&meta_rs_path, code.as_bytes())?;
+        wrote = true;
     }
-    Ok(())
+    Ok(wrote)
 }
 
 /// A Rust probe's executable as cargo left it, and whether cargo found it already up to date.

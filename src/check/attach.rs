@@ -42,12 +42,17 @@ pub fn test_attach_kinds(dir: &Path, kernel_release: &str) -> Result<Vec<AttachK
     let compiler = Compiler::new(&CompilerSettings {
         libbpf: &crate::libbpf::Libbpf::system(),
         root: dir,
+        state_dir: dir,
         kernel_release,
+        kernel_header: None,
+        output: crate::build::progress::Output::plain(),
         debug: false,
         build_opts: &[],
         verbose: false,
     })?;
-    compiler.bpf_object(&bpf_source, dir, &[], &[])?;
+    let object = dir.join("featprobe.bpf.o");
+    compiler.bpf_object(&bpf_source, &object, &[], &[], None)?;
+    compiler.skeleton(&object, &dir.join("featprobe.skel.h"))?;
     let object = dir.join("featprobe.o");
     compiler.c_object(&user_source, &object, &[dir.to_path_buf()], &[])?;
     let helper = dir.join("featprobe");

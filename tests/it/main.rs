@@ -4,6 +4,7 @@ mod build;
 mod check;
 mod cli;
 mod gen;
+mod graph;
 mod http;
 mod install;
 mod libbpf;

@@ -1,0 +1,253 @@
+//! Runs a dependency graph of build steps on up to `jobs` worker threads: a step starts once every step it
+//! depends on has succeeded; when a step fails, everything that depends on it is skipped and the rest goes on.
+
+use std::collections::BTreeSet;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Condvar, Mutex};
+
+use anyhow::Error;
+
+/// One step and the indices of the steps it needs.
+pub struct Node<T> {
+    pub step: T,
+    pub deps: Vec<usize>,
+}
+
+#[derive(Debug)]
+pub enum Status {
+    /// The step did its work.
+    Ran,
+    /// Its output was up to date.
+    Fresh,
+    Failed(Error),
+    /// Not run, because the step at this index failed.
+    Skipped {
+        failed: usize,
+    },
+}
+
+struct State {
+    /// Steps whose dependencies have all succeeded; the lowest index runs first, so callers order steps by urgency.
+    ready: BTreeSet<usize>,
+    waiting_on: Vec<usize>,
+    statuses: Vec<Option<Status>>,
+    unfinished: usize,
+}
+
+/// Runs every step with `execute(index, step, worker)`, which returns whether it did work (`Ok(false)`: fresh).
+/// `finished` is told of each step's outcome as it happens (skips included), on the worker that settled it.
+/// Returns the statuses in step order.
+pub fn run<T: Sync>(
+    nodes: &[Node<T>],
+    jobs: usize,
+    execute: impl Fn(usize, &T, usize) -> anyhow::Result<bool> + Sync,
+    finished: impl Fn(usize, &Status) + Sync,
+) -> Vec<Status> {
+    let mut dependents = vec![Vec::new(); nodes.len()];
+    for (index, node) in nodes.iter().enumerate() {
+        for &dep in &node.deps {
+            assert!(
+                dep < nodes.len() && dep != index,
+                "step {index} depends on step {dep}, which does not exist"
+            );
+            dependents[dep].push(index);
+        }
+    }
+    let waiting_on: Vec<usize> = nodes.iter().map(|n| n.deps.len()).collect();
+    let state = Mutex::new(State {
+        ready: (0..nodes.len()).filter(|&i| waiting_on[i] == 0).collect(),
+        waiting_on,
+        statuses: (0..nodes.len()).map(|_| None).collect(),
+        unfinished: nodes.len(),
+    });
+    let changed = Condvar::new();
+
+    std::thread::scope(|scope| {
+        for worker in 0..jobs.clamp(1, nodes.len().max(1)) {
+            let (state, changed, dependents) = (&state, &changed, &dependents);
+            let (execute, finished) = (&execute, &finished);
+            scope.spawn(move || loop {
+                let index = {
+                    let mut guard = state.lock().unwrap();
+                    loop {
+                        if guard.unfinished == 0 {
+                            return;
+                        }
+                        if let Some(index) = guard.ready.pop_first() {
+                            break index;
+                        }
+                        guard = changed.wait(guard).unwrap();
+                    }
+                };
+                // A panicking step must still settle, or the other workers would wait for it forever.
+                let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    execute(index, &nodes[index].step, worker)
+                }));
+                let status = match outcome {
+                    Ok(Ok(true)) => Status::Ran,
+                    Ok(Ok(false)) => Status::Fresh,
+                    Ok(Err(e)) => Status::Failed(e),
+                    Err(panic) => Status::Failed(anyhow::anyhow!(
+                        "internal error: the step panicked: {}",
+                        panic_message(&*panic)
+                    )),
+                };
+                finished(index, &status);
+                let mut guard = state.lock().unwrap();
+                settle(&mut guard, dependents, index, status, &finished);
+                changed.notify_all();
+            });
+        }
+    });
+    let state = state.into_inner().unwrap();
+    assert!(
+        state.ready.is_empty(),
+        "every step settles: a dependency cycle would leave some waiting"
+    );
+    state
+        .statuses
+        .into_iter()
+        .map(|s| s.expect("every step has settled"))
+        .collect()
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_string())
+}
+
+fn settle(
+    state: &mut State,
+    dependents: &[Vec<usize>],
+    index: usize,
+    status: Status,
+    finished: &impl Fn(usize, &Status),
+) {
+    let failed_at = match &status {
+        Status::Failed(_) => Some(index),
+        Status::Skipped { failed } => Some(*failed),
+        Status::Ran | Status::Fresh => None,
+    };
+    state.statuses[index] = Some(status);
+    state.unfinished -= 1;
+    for &dependent in &dependents[index] {
+        if state.statuses[dependent].is_some() {
+            continue;
+        }
+        match failed_at {
+            Some(failed) => {
+                let skipped = Status::Skipped { failed };
+                finished(dependent, &skipped);
+                settle(state, dependents, dependent, skipped, finished);
+            }
+            None => {
+                state.waiting_on[dependent] -= 1;
+                if state.waiting_on[dependent] == 0 {
+                    state.ready.insert(dependent);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn node(step: &'static str, deps: &[usize]) -> Node<&'static str> {
+        Node {
+            step,
+            deps: deps.to_vec(),
+        }
+    }
+
+    #[test]
+    fn steps_run_after_their_dependencies_and_failures_skip_only_dependents() {
+        // 0 ← 1 ← 3, 0 ← 2; 4 alone; 1 fails.
+        let nodes = [
+            node("pch", &[]),
+            node("bad", &[0]),
+            node("good", &[0]),
+            node("link-bad", &[1, 2]),
+            node("lib", &[]),
+        ];
+        let order = Mutex::new(Vec::new());
+        let reported = AtomicUsize::new(0);
+        let statuses = run(
+            &nodes,
+            3,
+            |_, step, _| {
+                order.lock().unwrap().push(*step);
+                match *step {
+                    "bad" => anyhow::bail!("broken"),
+                    "lib" => Ok(false),
+                    _ => Ok(true),
+                }
+            },
+            |_, _| {
+                reported.fetch_add(1, Ordering::SeqCst);
+            },
+        );
+        let order = order.into_inner().unwrap();
+        assert!(matches!(statuses[0], Status::Ran));
+        assert!(matches!(statuses[1], Status::Failed(_)));
+        assert!(matches!(statuses[2], Status::Ran));
+        assert!(matches!(statuses[3], Status::Skipped { failed: 1 }));
+        assert!(matches!(statuses[4], Status::Fresh));
+        assert!(!order.contains(&"link-bad"));
+        let position = |s| order.iter().position(|o| *o == s).unwrap();
+        assert!(position("pch") < position("bad") && position("pch") < position("good"));
+        assert_eq!(reported.load(Ordering::SeqCst), nodes.len());
+    }
+
+    #[test]
+    fn independent_steps_run_at_the_same_time() {
+        let nodes: Vec<_> = (0..4).map(|_| node("sleep", &[])).collect();
+        let running = AtomicUsize::new(0);
+        let most = AtomicUsize::new(0);
+        run(
+            &nodes,
+            2,
+            |_, _, _| {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(std::time::Duration::from_millis(30));
+                running.fetch_sub(1, Ordering::SeqCst);
+                Ok(true)
+            },
+            |_, _| {},
+        );
+        assert_eq!(most.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_panicking_step_fails_instead_of_hanging_the_build() {
+        let nodes = [node("boom", &[]), node("after", &[0]), node("other", &[])];
+        let statuses = run(
+            &nodes,
+            2,
+            |_, step, _| {
+                if *step == "boom" {
+                    panic!("printing failed");
+                }
+                Ok(true)
+            },
+            |_, _| {},
+        );
+        assert!(
+            matches!(&statuses[0], Status::Failed(e) if e.to_string().contains("printing failed"))
+        );
+        assert!(matches!(statuses[1], Status::Skipped { failed: 0 }));
+        assert!(matches!(statuses[2], Status::Ran));
+    }
+
+    #[test]
+    fn an_empty_graph_runs_nothing() {
+        let nodes: Vec<Node<()>> = Vec::new();
+        assert!(run(&nodes, 4, |_, _, _| Ok(true), |_, _| {}).is_empty());
+    }
+}

@@ -1,0 +1,126 @@
+//! What a build shows while it runs: on a terminal, an overall bar plus one line per worker naming its current
+//! step; elsewhere (CI, pipes), one plain line per step that did work. Messages go above the bars.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Where build messages are printed; cloned into everything that prints while bars may be drawn.
+#[derive(Clone)]
+pub struct Output {
+    bars: Option<MultiProgress>,
+}
+
+impl Output {
+    /// Bars when stderr is a terminal (and `TERM` is not `dumb`), plain lines otherwise.
+    pub fn detect() -> Output {
+        let terminal = std::io::stderr().is_terminal()
+            && std::env::var("TERM").map_or(true, |term| term != "dumb");
+        if terminal {
+            Output {
+                bars: Some(MultiProgress::with_draw_target(
+                    ProgressDrawTarget::stderr_with_hz(10),
+                )),
+            }
+        } else {
+            Output::plain()
+        }
+    }
+
+    pub fn plain() -> Output {
+        Output { bars: None }
+    }
+
+    /// Prints `text` (one or more lines) to stderr, above the bars when they are drawn.
+    pub fn println(&self, text: &str) {
+        let text = text.strip_suffix('\n').unwrap_or(text);
+        match &self.bars {
+            Some(bars) if !bars.is_hidden() => {
+                let _ = bars.println(text);
+            }
+            // A closed stderr (`ebpf-probe -b | head`) must not abort the build.
+            _ => {
+                let _ = writeln!(std::io::stderr(), "{text}");
+            }
+        }
+    }
+}
+
+pub struct Progress {
+    output: Output,
+    overall: Option<ProgressBar>,
+    workers: Vec<ProgressBar>,
+}
+
+impl Progress {
+    pub fn new(output: &Output, steps: usize, jobs: usize) -> Progress {
+        let Some(bars) = &output.bars else {
+            return Progress {
+                output: output.clone(),
+                overall: None,
+                workers: Vec::new(),
+            };
+        };
+        let overall = bars.add(ProgressBar::new(steps as u64));
+        overall.set_style(
+            ProgressStyle::with_template("    Building [{bar:30}] {pos}/{len} steps {elapsed}")
+                .expect("the template is valid")
+                .progress_chars("=> "),
+        );
+        let worker_style =
+            ProgressStyle::with_template("  {spinner} {wide_msg}").expect("the template is valid");
+        let workers = (0..jobs)
+            .map(|_| {
+                let bar = bars.add(ProgressBar::new_spinner());
+                bar.set_style(worker_style.clone());
+                bar.enable_steady_tick(Duration::from_millis(120));
+                bar
+            })
+            .collect();
+        Progress {
+            output: output.clone(),
+            overall: Some(overall),
+            workers,
+        }
+    }
+
+    pub fn started(&self, worker: usize, label: &str) {
+        if let Some(bar) = self.workers.get(worker) {
+            bar.set_message(label.to_string());
+        }
+    }
+
+    /// A step is over. Plain output gets one line for a step that did work; fresh steps are not worth a line.
+    pub fn finished(&self, verb: &str, label: &str, ran: bool, elapsed: Duration) {
+        match &self.overall {
+            Some(overall) => overall.inc(1),
+            None if ran => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "{verb:>12} {label} ({:.2}s)",
+                    elapsed.as_secs_f64()
+                );
+            }
+            None => {}
+        }
+    }
+
+    pub fn idle(&self, worker: usize) {
+        if let Some(bar) = self.workers.get(worker) {
+            bar.set_message("");
+        }
+    }
+
+    pub fn println(&self, text: &str) {
+        self.output.println(text);
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        for bar in self.workers.iter().chain(&self.overall) {
+            bar.finish_and_clear();
+        }
+    }
+}
