@@ -255,7 +255,8 @@ def portable_flags(argv):
         if skip_next:
             skip_next = False
             continue
-        if arg in ("-I", "-MF", "-MT", "-MQ", "-c", "-o"):
+        # -include-pch is ebpf-probe's own precompiled kernel header; the old pipeline had none.
+        if arg in ("-I", "-MF", "-MT", "-MQ", "-c", "-o", "-include-pch"):
             skip_next = True
             continue
         if arg.startswith("-I") or arg in ("-MD", "-MMD", "-MP"):
@@ -277,7 +278,8 @@ def discover_commands(binary, workspace, probe):
             commands.clang, commands.clang_flags = argv[0], portable_flags(argv)
         elif f"probes/{probe}/{probe}.c" in argv and "-c" in argv and not commands.cc:
             commands.cc, commands.cc_flags = argv[0], portable_flags(argv)
-        elif f".output/bin/{probe}" in argv:
+        # The link writes a temp file beside `.output/bin/<probe>` and renames it.
+        elif any(re.fullmatch(rf"\.output/bin/\.?{re.escape(probe)}(\.tmp\.\d+)?", arg) for arg in argv):
             commands.link_libs = [arg for arg in argv if arg.startswith("-l") or arg.startswith("-Wl,")]
         elif Path(argv[0]).name.startswith("llvm-strip") and not commands.llvm_strip:
             commands.llvm_strip = argv[0]
