@@ -27,7 +27,8 @@ Environment:
   BUILD_OPTS                       extra flags appended to every clang and cc command
   EXTEND_PROBES=\"a|b\"              leave these probes out of the build
   EBPF_PROBE_CACHE_DIR             where the pinned libbpf is cached (default $XDG_CACHE_HOME/ebpf-probe)
-  HTTPS_PROXY, NO_PROXY            proxy for downloading the pinned libbpf";
+  HTTPS_PROXY, NO_PROXY            proxy for downloading the pinned libbpf
+  EBPF_PROBE_PCH=0                 parse the kernel header in every BPF compile instead of precompiling it once";
 
 #[derive(Debug, Parser)]
 #[command(

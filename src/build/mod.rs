@@ -187,7 +187,7 @@ fn run_plan(plan: &Plan, context: &RunContext) -> Vec<Status> {
         context.jobs,
         |_, step, worker| {
             let (verb, label) = step.describe(context.compiler, context.probes);
-            progress.started(worker, &label);
+            progress.started(worker, &format!("{verb} {label}"));
             let started = Instant::now();
             let result = execute(step, plan, context);
             progress.idle(worker);

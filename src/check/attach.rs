@@ -33,14 +33,18 @@ pub struct AttachKind {
 }
 
 /// Builds (or reuses) the helper in `dir` and runs it. Needs root and the build tools.
-pub fn test_attach_kinds(dir: &Path, kernel_release: &str) -> Result<Vec<AttachKind>> {
+pub fn test_attach_kinds(
+    dir: &Path,
+    kernel_release: &str,
+    libbpf: &crate::libbpf::Libbpf,
+) -> Result<Vec<AttachKind>> {
     paths::create_dir_all(dir)?;
     let bpf_source = dir.join("featprobe.bpf.c");
     let user_source = dir.join("featprobe.c");
     write_if_changed(&bpf_source, BPF_SOURCE)?;
     write_if_changed(&user_source, USER_SOURCE)?;
     let compiler = Compiler::new(&CompilerSettings {
-        libbpf: &crate::libbpf::Libbpf::system(),
+        libbpf,
         root: dir,
         state_dir: dir,
         kernel_release,

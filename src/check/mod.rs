@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::distro::{Family, OsRelease};
 use crate::gen::KERNEL_BTF;
 use crate::kernel::{self, KernelVersion};
-use crate::libbpf::{self, Decision, LibbpfConfig, Policy};
+use crate::libbpf::{self, Decision, Libbpf, LibbpfConfig, Policy};
 use crate::tool::{self, Cmd, ToolKind};
 use crate::toolchain::{
     self, parse_bpftool_version, parse_clang_version, MIN_CLANG_MAJOR, MIN_LIBBPF,
@@ -377,7 +377,13 @@ fn gather(options: &CheckOptions) -> Report {
     } else if !tools_ok {
         rows.extend(untested("the build tools above are missing"));
     } else {
-        match attach::test_attach_kinds(helper_dir, &release) {
+        // The helper links the libbpf the probes will, when it is at hand; else the system's, if any.
+        let libbpf = decision
+            .as_ref()
+            .ok()
+            .and_then(Decision::usable_now)
+            .unwrap_or_else(Libbpf::system);
+        match attach::test_attach_kinds(helper_dir, &release, &libbpf) {
             Ok(kinds) => rows.extend(kinds.into_iter().map(|k| {
                 let name = attach::KINDS
                     .iter()

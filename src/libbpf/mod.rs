@@ -187,6 +187,33 @@ impl Decision {
         }
     }
 
+    /// The libbpf this decision stands for when nothing has to be fetched or built first.
+    pub fn usable_now(&self) -> Option<Libbpf> {
+        match self {
+            Decision::System(libbpf) => Some(libbpf.clone()),
+            Decision::SystemUnusable(_) => None,
+            Decision::Pinned {
+                pinned,
+                entry,
+                reason,
+            } => entry
+                .is_complete()
+                .then(|| Libbpf::from_entry(entry, Some(pinned.version), reason.clone())),
+            Decision::Source {
+                entry,
+                version,
+                reason,
+                ..
+            } => entry.is_complete().then(|| {
+                Libbpf::from_entry(
+                    entry,
+                    version.or_else(|| entry_version(entry)),
+                    reason.clone(),
+                )
+            }),
+        }
+    }
+
     /// The URLs a build would try, when it must download.
     pub fn fetch_urls(&self) -> Option<&[String]> {
         match self {
