@@ -40,6 +40,14 @@ pub fn temp_sibling(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.tmp.{}", std::process::id()))
 }
 
+/// Whether `name` is a `temp_sibling` (`.<name>.tmp.<pid>`), e.g. one left by a build that was killed.
+pub fn is_temp_sibling_name(name: &str) -> bool {
+    name.starts_with('.')
+        && name
+            .rsplit_once(".tmp.")
+            .is_some_and(|(_, pid)| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Writes `contents` to `path` so that readers see either the old file or the whole new one.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     if let Some(parent) = path.parent() {
@@ -91,4 +99,21 @@ pub fn files_with_suffix(dir: &Path, suffix: &str) -> Result<Vec<PathBuf>> {
     }
     files.sort();
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_siblings_are_recognised_by_name() {
+        let temp = temp_sibling(Path::new("/w/.output/bin/killprobe"));
+        let name = temp.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(is_temp_sibling_name(&name), "{name}");
+        assert!(is_temp_sibling_name(".x.bpf.o.tmp.123"));
+        assert!(!is_temp_sibling_name("killprobe"));
+        assert!(!is_temp_sibling_name(".killprobe.cmd"));
+        assert!(!is_temp_sibling_name(".x.tmp.12a"));
+        assert!(!is_temp_sibling_name("x.tmp.12"));
+    }
 }

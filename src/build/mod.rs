@@ -63,6 +63,7 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<BuiltP
     let names: Vec<String> = probes.iter().map(|p| p.name.clone()).collect();
     crate::check_meta::check_meta(workspace, &names)?;
     let _lock = lock::lock_output_dir(&workspace.output_dir())?;
+    remove_abandoned_temp_files(&workspace.output_dir());
     let kernel_header = header::select_vmlinux_header(workspace, &options.kernel_release)?;
     let libbpf = crate::libbpf::select(workspace, &options.libbpf, options.jobs)?;
     let output = Output::detect();
@@ -299,6 +300,31 @@ fn execute(step: &Step, plan: &Plan, context: &RunContext) -> Result<bool> {
                 objects,
                 skelgen,
             )
+        }
+    }
+}
+
+/// Temp files of steps whose build was killed: never trusted (they are not outputs), but worth their space back.
+/// Called with the lock held, so no other build is writing any.
+fn remove_abandoned_temp_files(output_dir: &std::path::Path) {
+    let entries = |dir: &std::path::Path| -> Vec<std::fs::DirEntry> {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .collect()
+    };
+    for entry in entries(output_dir) {
+        let path = entry.path();
+        let dirs = if path.is_dir() {
+            entries(&path)
+        } else {
+            Vec::new()
+        };
+        for candidate in std::iter::once(entry).chain(dirs) {
+            if paths::is_temp_sibling_name(&candidate.file_name().to_string_lossy()) {
+                let _ = std::fs::remove_file(candidate.path());
+            }
         }
     }
 }

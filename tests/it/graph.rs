@@ -321,8 +321,21 @@ fn an_interrupted_build_leaves_no_output_a_later_build_would_trust() {
     assert!(!object.exists(), "a half-made object was left in place");
     assert!(!ws.path(".output/alpha/.alpha.bpf.o.cmd").exists());
 
+    let leftovers = |ws: &Workspace| -> Vec<String> {
+        crate::support::list_tree(&ws.path(".output"))
+            .into_iter()
+            .filter(|p| p.contains(".tmp."))
+            .collect()
+    };
+    assert!(!leftovers(&ws).is_empty(), "clang's temp output is there");
+
     let again = tools.cmd(&ws, &["-b"]).success();
     assert_eq!(built_and_fresh(&again.stderr()).0, ["alpha"]);
+    assert_eq!(
+        leftovers(&ws),
+        Vec::<String>::new(),
+        "the next build cleared it"
+    );
     let run = Command::new(ws.path(".output/bin/alpha")).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&run.stdout), "opened 1\n");
 }
