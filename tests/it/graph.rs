@@ -361,3 +361,48 @@ fn a_second_build_of_the_same_workspace_waits_for_the_first() {
     second.stderr_contains("Blocking waiting for another ebpf-probe build of this workspace");
     assert!(ws.path(".output/bin/alpha").is_file());
 }
+
+#[test]
+fn a_terminal_gets_progress_bars_and_a_log_gets_one_line_per_step() {
+    if !ready()
+        || !require(
+            "script (util-linux) for a pseudo-terminal",
+            crate::support::has_program("script"),
+        )
+    {
+        return;
+    }
+    let ws = sdk_probe(Workspace::new(), "alpha").gen();
+    let logged = ws.cmd(&["-b"]).success();
+    logged
+        .stderr_contains("Precompiling include/vmlinux.h (")
+        .stderr_contains("Compiling probes/alpha/alpha.bpf.c (")
+        .stderr_contains("Generating .output/alpha/alpha.skel.h (")
+        .stderr_contains("Linking .output/bin/alpha (")
+        .stderr_contains("Built alpha → .output/bin/alpha");
+    assert!(
+        !logged.stderr().contains("Building ["),
+        "{}",
+        logged.report()
+    );
+
+    ws.cmd(&["-c"]).success();
+    let command = format!("{} -b", crate::support::BIN);
+    let mut script = Command::new("script");
+    script
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(ws.root())
+        .env("TERM", "xterm");
+    let output = script.output().unwrap();
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{shown}");
+    assert!(
+        shown.contains("Building ["),
+        "no bar on a terminal:\n{shown}"
+    );
+    assert!(shown.contains("Built alpha"), "{shown}");
+    assert!(
+        !shown.contains("Compiling probes/alpha/alpha.bpf.c ("),
+        "per-step lines are for logs, not terminals:\n{shown}"
+    );
+}
