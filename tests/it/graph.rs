@@ -387,6 +387,7 @@ fn a_terminal_gets_progress_bars_and_a_log_gets_one_line_per_step() {
     );
 
     ws.cmd(&["-c"]).success();
+    let _ptys = PseudoTerminals::ensure();
     let command = format!("{} -b", crate::support::BIN);
     let mut script = Command::new("script");
     script
@@ -395,7 +396,11 @@ fn a_terminal_gets_progress_bars_and_a_log_gets_one_line_per_step() {
         .env("TERM", "xterm");
     let output = script.output().unwrap();
     let shown = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{shown}");
+    assert!(
+        output.status.success(),
+        "{shown}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(
         shown.contains("Building ["),
         "no bar on a terminal:\n{shown}"
@@ -405,4 +410,43 @@ fn a_terminal_gets_progress_bars_and_a_log_gets_one_line_per_step() {
         !shown.contains("Compiling probes/alpha/alpha.bpf.c ("),
         "per-step lines are for logs, not terminals:\n{shown}"
     );
+}
+
+/// Pseudo-terminals for `script`: a machine's /dev/pts is normally mounted, a bare root's (CI's fresh root) is
+/// not. Then, as root, a private devpts instance is mounted there for the test (/dev/ptmx uses the one at
+/// /dev/pts) and unmounted after.
+struct PseudoTerminals {
+    mounted: bool,
+}
+
+impl PseudoTerminals {
+    fn ensure() -> PseudoTerminals {
+        if Path::new("/dev/pts/ptmx").exists() {
+            return PseudoTerminals { mounted: false };
+        }
+        let status = Command::new("mount")
+            .args([
+                "-t",
+                "devpts",
+                "-o",
+                "newinstance,ptmxmode=0666",
+                "devpts",
+                "/dev/pts",
+            ])
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "/dev/pts is not mounted and mounting a devpts there failed ({status})"
+        );
+        PseudoTerminals { mounted: true }
+    }
+}
+
+impl Drop for PseudoTerminals {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = Command::new("umount").arg("/dev/pts").status();
+        }
+    }
 }
