@@ -112,7 +112,7 @@ pub struct Cli {
     )]
     pub debug: bool,
 
-    /// With -b: build at most N probes at once (default: number of CPUs)
+    /// With -b: run at most N build steps (compiles, links) at once (default: number of CPUs)
     #[arg(
         short = 'j',
         long,
@@ -159,6 +159,12 @@ pub enum Command {
     /// Generate the kernel header (same as -g)
     Gen(GenArgs),
     /// Build probes (same as -b)
+    ///
+    /// Every step of every selected probe (BPF compile and strip, skeleton, userland compiles, link, Rust
+    /// sources) runs as one parallel graph. The kernel header is precompiled once for all BPF programs
+    /// (EBPF_PROBE_PCH=0 turns that off). A step reruns only when its source, a header it included, its flags,
+    /// a tool or the selected kernel header changed, so a build with nothing to do starts no compiler. One
+    /// build of a workspace runs at a time (.output/.lock). C probes use the libbpf `--libbpf` selects.
     Build(BuildArgs),
     /// Remove build outputs (same as -c)
     Clean(CleanArgs),
@@ -204,7 +210,7 @@ pub struct BuildArgs {
     /// Debug build: adds -DGOPHER_DEBUG
     #[arg(short = 'd', long)]
     pub debug: bool,
-    /// Build at most N probes at once (default: number of CPUs)
+    /// Run at most N build steps (compiles, links) at once (default: number of CPUs)
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,
 }
