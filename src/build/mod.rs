@@ -329,12 +329,20 @@ fn remove_abandoned_temp_files(output_dir: &std::path::Path) {
     }
 }
 
-/// Precompiled headers are ~15 MB each; keep only those this build used (a header or flag change makes new ones).
+/// Precompiled headers are ~15 MB each; keep only those this build used (a header or flag change makes new ones),
+/// with their `.d` and `.cmd` files, which share the name `vmlinux-<key>`.
 fn prune_precompiled_headers(workspace: &Workspace, plan: &Plan) {
-    let used: Vec<&std::path::Path> = plan
+    let used: Vec<String> = plan
         .precompiled_headers
         .iter()
-        .map(|p| p.path.as_path())
+        .filter_map(|p| {
+            p.path
+                .file_name()?
+                .to_str()?
+                .split('.')
+                .next()
+                .map(String::from)
+        })
         .collect();
     if used.is_empty() {
         return;
@@ -344,18 +352,10 @@ fn prune_precompiled_headers(workspace: &Workspace, plan: &Plan) {
         .flatten()
         .flatten()
     {
-        let path = entry.path();
-        let keep = used.iter().any(|u| {
-            path == *u
-                || path.file_stem() == u.file_stem() && path.extension().is_some_and(|e| e == "d")
-                || path.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                    u.file_name()
-                        .and_then(|f| f.to_str())
-                        .is_some_and(|f| n.contains(f))
-                })
-        });
-        if !keep {
-            let _ = std::fs::remove_file(path);
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let base = name.trim_start_matches('.').split('.').next().unwrap_or("");
+        if !used.iter().any(|u| u == base) {
+            let _ = std::fs::remove_file(entry.path());
         }
     }
 }

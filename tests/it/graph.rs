@@ -240,6 +240,15 @@ fn a_noop_build_starts_no_process_and_an_edit_rebuilds_exactly_what_it_affects()
         let switched = tools.cmd(&ws, args).success();
         assert_eq!(built_and_fresh(&switched.stderr()).0, ["alpha", "beta"]);
     }
+    let headers: Vec<String> = crate::support::list_tree(&ws.path(".output/pch"))
+        .into_iter()
+        .filter(|p| p.ends_with(".pch"))
+        .collect();
+    assert_eq!(
+        headers.len(),
+        1,
+        "only the header in use is kept: {headers:?}"
+    );
     let binary = ws.path(".output/bin/beta");
     let run = Command::new(&binary).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&run.stdout), "opened 1\n");
