@@ -12,7 +12,6 @@ pub mod progress;
 pub mod rust;
 
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -129,15 +128,10 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<BuiltP
                 binary: binary.clone(),
             })),
             (Status::Ran | Status::Fresh, _) => Ok(None),
+            // Failed here, or skipped because an earlier step failed: the error is printed already.
             _ => Err(anyhow::anyhow!("its errors are above")),
         };
         finished.push((index, result));
-    }
-    // A probe whose final step never settled had a failure earlier in its chain.
-    for (index, _) in probes.iter().enumerate() {
-        if !finished.iter().any(|(i, _)| *i == index) && !failed.contains(&index) {
-            finished.push((index, Err(anyhow::anyhow!("its errors are above"))));
-        }
     }
     finished.sort_by_key(|(index, _)| *index);
     let results = finish_rust_probes(workspace, &probes, finished, options.verbose)?;
@@ -182,7 +176,6 @@ struct RunContext<'a> {
 /// Runs the graph with progress output; failures are printed as they happen, each naming its probe.
 fn run_plan(plan: &Plan, context: &RunContext) -> Vec<Status> {
     let progress = Progress::new(context.output, plan.nodes.len(), context.jobs);
-    let reported_failure: Mutex<Vec<usize>> = Mutex::new(Vec::new());
     graph::run(
         &plan.nodes,
         context.jobs,
@@ -213,9 +206,6 @@ fn run_plan(plan: &Plan, context: &RunContext) -> Vec<Status> {
                         ),
                     };
                     progress.println(&format!("error: {what} failed to build: {error:#}\n"));
-                    if let Some(probe) = step.probe {
-                        reported_failure.lock().unwrap().push(probe);
-                    }
                 }
                 Status::Skipped { .. } => progress.finished("", "", false, Default::default()),
                 Status::Ran | Status::Fresh => {
