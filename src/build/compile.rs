@@ -288,9 +288,11 @@ impl Compiler {
         pch: Option<&PrecompiledHeader>,
     ) -> Result<bool> {
         let pch = pch.filter(|p| p.usable.load(Ordering::SeqCst));
-        match self.bpf_object_with(source, object, include_dirs, extra_flags, pch) {
-            Err(e) if pch.is_some() && mentions_precompiled_header(&format!("{e:#}")) => {
-                let pch = pch.expect("checked above");
+        match (
+            self.bpf_object_with(source, object, include_dirs, extra_flags, pch),
+            pch,
+        ) {
+            (Err(e), Some(pch)) if mentions_precompiled_header(&format!("{e:#}")) => {
                 // The rest of this build goes without it, and the next build makes it again.
                 pch.usable.store(false, Ordering::SeqCst);
                 fresh::invalidate(&pch.path)?;
@@ -300,7 +302,7 @@ impl Compiler {
                 ));
                 self.bpf_object_with(source, object, include_dirs, extra_flags, None)
             }
-            result => result,
+            (result, _) => result,
         }
     }
 

@@ -8,14 +8,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
 use crate::http::{refused_url, Mode, Server};
 use crate::support::{
-    has_program, is_root, list_tree, require, require_build_tools, require_kernel, Run,
-    RunningProbe, Workspace,
+    assert_killprobe_sees_a_real_kill, has_program, is_root, list_tree, require,
+    require_build_tools, require_kernel, Run, Workspace,
 };
 
 const LIBBPF_SYS: &str = "libbpf-sys-1.7.0+v1.7.0";
@@ -286,23 +286,7 @@ fn killprobe_on_the_pinned_libbpf_links_no_libbpf_so_and_sees_a_real_kill() {
         "killprobe links libbpf statically:\n{ldd}"
     );
 
-    let mut probe = RunningProbe::start(&binary, &[]);
-    let mut victim = Command::new("sleep").arg("30").spawn().unwrap();
-    let mut killer = Command::new("kill")
-        .args(["-USR1", &victim.id().to_string()])
-        .spawn()
-        .unwrap();
-    let expected = format!("|kill_info|{}|10|{}|kill|", killer.id(), victim.id());
-    killer.wait().unwrap();
-    let line = probe.wait_for_line(Duration::from_secs(1), |l| l == expected);
-    let _ = victim.kill();
-    let _ = victim.wait();
-    assert!(
-        line.is_some(),
-        "expected {expected:?}; the probe printed {:#?}",
-        probe.seen
-    );
-    assert!(probe.terminate().success());
+    assert_killprobe_sees_a_real_kill(&binary);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{require_kernel, RunningProbe, Workspace};
+use crate::support::{assert_killprobe_sees_a_real_kill, require_kernel, RunningProbe, Workspace};
 
 #[test]
 fn killprobe_reports_a_real_kill_within_a_second() {
@@ -12,28 +12,7 @@ fn killprobe_reports_a_real_kill_within_a_second() {
     }
     let ws = Workspace::new().shipped_probe("killprobe").gen();
     ws.cmd(&["-b", "killprobe"]).success();
-    let mut probe = RunningProbe::start(&ws.path(".output/bin/killprobe"), &[]);
-
-    let mut victim = Command::new("sleep").arg("30").spawn().unwrap();
-    let mut killer = Command::new("kill")
-        .args(["-USR1", &victim.id().to_string()])
-        .spawn()
-        .unwrap();
-    let expected = format!("|kill_info|{}|10|{}|kill|", killer.id(), victim.id());
-    killer.wait().unwrap();
-    let line = probe.wait_for_line(Duration::from_secs(1), |l| l == expected);
-    let _ = victim.kill();
-    let _ = victim.wait();
-    assert!(
-        line.is_some(),
-        "expected {expected:?} within a second; the probe printed {:#?}",
-        probe.seen
-    );
-    let status = probe.terminate();
-    assert!(
-        status.success(),
-        "killprobe exits cleanly on SIGTERM: {status}"
-    );
+    assert_killprobe_sees_a_real_kill(&ws.path(".output/bin/killprobe"));
 }
 
 #[test]

@@ -419,3 +419,29 @@ impl Drop for RunningProbe {
         let _ = self.child.wait();
     }
 }
+
+/// Runs killprobe from `binary`, sends a real `kill -USR1` to a `sleep`, and asserts the probe reports it with
+/// the killer's pid, signal 10 and the victim's pid within a second, then stops cleanly on SIGTERM.
+pub fn assert_killprobe_sees_a_real_kill(binary: &Path) {
+    let mut probe = RunningProbe::start(binary, &[]);
+    let mut victim = Command::new("sleep").arg("30").spawn().unwrap();
+    let mut killer = Command::new("kill")
+        .args(["-USR1", &victim.id().to_string()])
+        .spawn()
+        .unwrap();
+    let expected = format!("|kill_info|{}|10|{}|kill|", killer.id(), victim.id());
+    killer.wait().unwrap();
+    let line = probe.wait_for_line(std::time::Duration::from_secs(1), |l| l == expected);
+    let _ = victim.kill();
+    let _ = victim.wait();
+    assert!(
+        line.is_some(),
+        "expected {expected:?} within a second; the probe printed {:#?}",
+        probe.seen
+    );
+    let status = probe.terminate();
+    assert!(
+        status.success(),
+        "killprobe exits cleanly on SIGTERM: {status}"
+    );
+}
