@@ -175,7 +175,9 @@ struct RunContext<'a> {
 
 /// Runs the graph with progress output; failures are printed as they happen, each naming its probe.
 fn run_plan(plan: &Plan, context: &RunContext) -> Vec<Status> {
-    let progress = Progress::new(context.output, plan.nodes.len(), context.jobs);
+    // One line per worker that can be busy: the graph starts no more workers than there are steps.
+    let workers = context.jobs.clamp(1, plan.nodes.len().max(1));
+    let progress = Progress::new(context.output, plan.nodes.len(), workers);
     graph::run(
         &plan.nodes,
         context.jobs,
