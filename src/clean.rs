@@ -2,15 +2,14 @@
 
 use anyhow::Result;
 
+use crate::core::workspace::Workspace;
+use crate::core::{fresh, selection};
 use crate::paths;
-use crate::workspace::Workspace;
 
 pub fn clean(workspace: &Workspace, probe_names: &[String]) -> Result<()> {
     // Never pull outputs from under a build that is writing them.
     let _lock = if workspace.output_dir().is_dir() {
-        Some(crate::build::lock::lock_output_dir(
-            &workspace.output_dir(),
-        )?)
+        Some(crate::core::lock::lock_output_dir(&workspace.output_dir())?)
     } else {
         None
     };
@@ -19,15 +18,11 @@ pub fn clean(workspace: &Workspace, probe_names: &[String]) -> Result<()> {
         eprintln!("     Removed {}", workspace.output_dir().display());
         return Ok(());
     }
-    for probe in workspace.select_probes(probe_names, &[])? {
+    for probe in selection::select_probes(workspace, workspace.probes()?, probe_names, &[])? {
         paths::remove_dir_all_if_exists(&workspace.probe_output_dir(&probe.name))?;
         let binary = workspace.bin_dir().join(probe.binary_name());
+        fresh::forget(&binary)?;
         paths::remove_file_if_exists(&binary)?;
-        paths::remove_file_if_exists(
-            &workspace
-                .bin_dir()
-                .join(format!(".{}.cmd", probe.binary_name())),
-        )?;
         eprintln!("     Removed outputs of {}", probe.name);
     }
     Ok(())

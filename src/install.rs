@@ -7,8 +7,10 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::build::BuiltProbe;
+use crate::core::selection::Selection;
+use crate::core::workspace::Workspace;
 use crate::paths;
-use crate::workspace::{Probe, Workspace};
 
 pub struct InstallDirs {
     pub bin_dir: PathBuf,
@@ -70,28 +72,40 @@ struct Copy {
     mode: u32,
 }
 
-/// Installs `probes` (already built; `binaries` maps probe name → built executable).
+/// Installs the selected probes (already built): executables, their standalone BPF objects and libraries in the
+/// subdirectories their probe.toml names, `.meta` files and `conf/` files.
 pub fn install(
     workspace: &Workspace,
-    probes: &[Probe],
-    binaries: &[(String, PathBuf)],
+    selection: &Selection,
+    built: &[BuiltProbe],
     dirs: &InstallDirs,
 ) -> Result<()> {
+    let probes = &selection.probes;
     let bin_dir = dirs.place(&dirs.bin_dir)?;
     let conf_dir = dirs.place(&dirs.conf_dir)?;
     let meta_dir = dirs.place(&dirs.meta_dir)?;
     let mut copies = Vec::new();
     for probe in probes {
-        let Some((_, binary)) = binaries.iter().find(|(name, _)| *name == probe.name) else {
+        let Some(built) = built.iter().find(|b| b.name == probe.name) else {
             bail!("probe `{}` was not built", probe.name);
         };
         copies.push(Copy {
             probe: probe.name.clone(),
-            from: binary.clone(),
+            from: built.binary.clone(),
             to: bin_dir.join(probe.binary_name()),
             mode: 0o755,
         });
-        for meta in paths::files_with_suffix(&probe.dir, ".meta")? {
+        for installable in &built.installables {
+            let name = installable.path.file_name().unwrap_or_default();
+            let is_library = !name.to_string_lossy().ends_with(".bpf.o");
+            copies.push(Copy {
+                probe: probe.name.clone(),
+                from: installable.path.clone(),
+                to: bin_dir.join(&installable.subdir).join(name),
+                mode: if is_library { 0o755 } else { 0o644 },
+            });
+        }
+        for meta in probe.meta_files()? {
             let to = meta_dir.join(meta.file_name().unwrap());
             copies.push(Copy {
                 probe: probe.name.clone(),
@@ -113,6 +127,16 @@ pub fn install(
             }
         }
     }
+    // Two probes may install the same file (gala-gopher's ksliprobe and pgsliprobe both ship `tc_tstamp.bpf.o`):
+    // fine when the bytes are the same, and the first probe owns it.
+    let mut unique: Vec<Copy> = Vec::new();
+    for copy in copies {
+        match unique.iter().find(|u| u.to == copy.to) {
+            Some(first) if same_bytes(&first.from, &copy.from) => {}
+            _ => unique.push(copy),
+        }
+    }
+    let copies = unique;
     for (i, a) in copies.iter().enumerate() {
         if let Some(b) = copies[i + 1..].iter().find(|b| b.to == a.to) {
             bail!(
@@ -222,6 +246,10 @@ pub fn uninstall(probe_names: &[String], dirs: &InstallDirs) -> Result<()> {
         write_manifest(&manifest_path, &manifest)?;
     }
     Ok(())
+}
+
+fn same_bytes(a: &Path, b: &Path) -> bool {
+    matches!((std::fs::read(a), std::fs::read(b)), (Ok(x), Ok(y)) if x == y)
 }
 
 fn read_manifest(path: &Path) -> Result<Manifest> {

@@ -2,14 +2,14 @@
 
 mod build;
 mod check;
-mod check_meta;
 mod clean;
 mod cli;
-mod config;
+mod core;
 mod distro;
 mod embedded;
-mod gen;
+mod generate;
 mod install;
+mod invocation;
 mod kernel;
 mod libbpf;
 mod meta;
@@ -18,13 +18,12 @@ mod run;
 mod scaffold;
 mod tool;
 mod toolchain;
-mod workspace;
 
 use clap::Parser;
 
 fn main() {
     let cli = cli::Cli::parse();
-    if let Err(error) = config::Plan::from_cli(cli).and_then(config::run) {
+    if let Err(error) = invocation::Request::from_cli(cli).and_then(invocation::run) {
         eprintln!("error: {error}");
         for cause in error.chain().skip(1) {
             eprintln!(

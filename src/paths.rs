@@ -117,3 +117,36 @@ mod tests {
         assert!(!is_temp_sibling_name("x.tmp.12"));
     }
 }
+
+/// The regular files matching `patterns` (paths or globs with `*`, `?`, `**`, relative to `base`), each pattern's
+/// matches sorted, duplicates dropped, `..` folded so the same file is named one way.
+pub fn glob_files(base: &Path, patterns: &[String]) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = Vec::new();
+    for pattern in patterns {
+        let full = crate::core::workspace::normalize(&base.join(pattern));
+        let text = full.to_string_lossy();
+        let mut matched: Vec<PathBuf> = glob::glob(&text)
+            .with_context(|| format!("invalid source pattern `{pattern}`"))?
+            .filter_map(|entry| entry.ok())
+            .filter(|path| path.is_file())
+            .collect();
+        matched.sort();
+        for file in matched {
+            if !files.contains(&file) {
+                files.push(file);
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// Whether `path` (relative, `/`-separated) matches the glob `pattern` (`*` does not cross `/`; `**` does).
+pub fn glob_matches(pattern: &str, path: &str) -> Result<bool> {
+    let pattern = glob::Pattern::new(pattern.trim_start_matches("./"))
+        .with_context(|| format!("invalid pattern `{pattern}`"))?;
+    let options = glob::MatchOptions {
+        require_literal_separator: true,
+        ..Default::default()
+    };
+    Ok(pattern.matches_with(path, options))
+}

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use crate::core::workspace::{Workspace, MARKER};
 use crate::embedded;
 use crate::paths;
 use crate::tool::{self, Cmd, ToolKind};
-use crate::workspace::{Workspace, MARKER};
 
 /// gala-gopher's IMDB keeps table names in 32 bytes with the NUL; the probe name is the table name.
 pub const MAX_NAME_LEN: usize = 31;
@@ -243,7 +243,7 @@ pub fn validate_probe_name(name: &str) -> Result<()> {
 pub fn new_probe(workspace: &Workspace, options: &NewOptions) -> Result<PathBuf> {
     validate_probe_name(&options.name)?;
     if let Some(binary) = &options.binary {
-        crate::workspace::validate_binary_name(binary).context("invalid `--binary`")?;
+        crate::core::probe::validate_binary_name(binary).context("invalid `--binary`")?;
     }
     let probes_dir = workspace.probes_dir();
     let target = probes_dir.join(&options.name);

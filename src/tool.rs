@@ -14,6 +14,8 @@ pub enum ToolKind {
     LlvmStrip,
     Bpftool,
     Cc,
+    /// The C++ compiler, for `*.cpp` userland and shared sets.
+    Cxx,
     Make,
     Mount,
     Kill,
@@ -32,6 +34,7 @@ impl ToolKind {
             ToolKind::LlvmStrip => Some("LLVM_STRIP"),
             ToolKind::Bpftool => Some("BPFTOOL"),
             ToolKind::Cc => Some("CC"),
+            ToolKind::Cxx => Some("CXX"),
             ToolKind::Cargo => Some("CARGO"),
             _ => None,
         }
@@ -44,6 +47,7 @@ impl ToolKind {
             ToolKind::LlvmStrip => &["llvm-strip"],
             ToolKind::Bpftool => &["bpftool"],
             ToolKind::Cc => &["cc", "gcc"],
+            ToolKind::Cxx => &["c++", "g++", "clang++"],
             ToolKind::Make => &["make", "gmake"],
             ToolKind::Mount => &["mount"],
             ToolKind::Kill => &["kill"],
@@ -122,6 +126,11 @@ fn search_dirs() -> Vec<PathBuf> {
         }
     }
     dirs
+}
+
+/// A program on the search path that is not one of the tools above (`javac`, to find a JDK).
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    search_path(OsStr::new(name))
 }
 
 fn search_path(name: &OsStr) -> Option<PathBuf> {

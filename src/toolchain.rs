@@ -295,3 +295,33 @@ mod tests {
         assert_eq!(parse_libbpf_version_header("nothing"), None);
     }
 }
+
+/// The JDK's JNI include dirs (`jni.h` and the platform's `jni_md.h`): `$JAVA_HOME`, else the JDK `javac` on PATH
+/// belongs to (the old Makefile's rule).
+pub fn jni_include_dirs() -> Result<Vec<PathBuf>> {
+    let home = match std::env::var_os("JAVA_HOME").filter(|v| !v.is_empty()) {
+        Some(home) => PathBuf::from(home),
+        None => {
+            let javac = crate::tool::find_program("javac").ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no JDK: JAVA_HOME is not set and `javac` is not on PATH; install one ({}) or set JAVA_HOME",
+                    install_hint("jni")
+                )
+            })?;
+            let real = javac.canonicalize().unwrap_or(javac);
+            real.parent()
+                .and_then(Path::parent)
+                .map(Path::to_path_buf)
+                .unwrap_or_default()
+        }
+    };
+    let include = home.join("include");
+    if !include.join("jni.h").is_file() {
+        anyhow::bail!(
+            "`{}` has no jni.h: JAVA_HOME (or the JDK of `javac`) must point at a JDK with headers ({})",
+            include.display(),
+            install_hint("jni")
+        );
+    }
+    Ok(vec![include.clone(), include.join("linux")])
+}

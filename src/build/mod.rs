@@ -2,13 +2,7 @@
 //! (`plan`), runs it in parallel and incrementally (`graph`, `fresh`), then builds the Rust probes with one
 //! cargo run. One probe's failure does not stop the others.
 
-pub mod compile;
-pub mod fresh;
-pub mod graph;
-pub mod header;
-pub mod lock;
 pub mod plan;
-pub mod progress;
 pub mod rust;
 
 use std::path::PathBuf;
@@ -16,18 +10,17 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
+use crate::core::compile::{set_executable, Compiler, CompilerSettings};
+use crate::core::graph::{self, Status};
+use crate::core::probe::{Probe, Userland};
+use crate::core::progress::{Output, Progress};
+use crate::core::selection::Selection;
+use crate::core::workspace::Workspace;
+use crate::core::{header, lock};
 use crate::paths;
-use crate::workspace::{Probe, Userland, Workspace};
-use compile::{link_flags, set_executable, Compiler, CompilerSettings};
-use graph::Status;
-use plan::{Action, Plan, PlanSettings, Step};
-use progress::{Output, Progress};
+use plan::{Action, Installable, Plan, PlanSettings, Step};
 
 pub struct BuildOptions {
-    /// Probe directory names; empty means all.
-    pub probes: Vec<String>,
-    /// Left out (`EXTEND_PROBES="a|b"`).
-    pub exclude: Vec<String>,
     /// `-d`: adds `-DGOPHER_DEBUG`.
     pub debug: bool,
     pub jobs: usize,
@@ -42,15 +35,21 @@ pub struct BuildOptions {
     pub precompile_header: bool,
 }
 
-/// A probe that built, and where its executable is.
+/// A probe that built: where its executable is, and what else it installs (standalone objects, libraries).
 #[derive(Debug, Clone)]
 pub struct BuiltProbe {
     pub name: String,
     pub binary: PathBuf,
+    pub installables: Vec<Installable>,
 }
 
-pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<BuiltProbe>> {
-    let probes = workspace.select_probes(&options.probes, &options.exclude)?;
+/// Builds the selected probes (whose `.meta` the selection has checked).
+pub fn build(
+    workspace: &Workspace,
+    selection: &Selection,
+    options: &BuildOptions,
+) -> Result<Vec<BuiltProbe>> {
+    let probes = &selection.probes;
     if probes.is_empty() {
         eprintln!(
             "warning: no probes to build in `{}`",
@@ -58,13 +57,11 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<BuiltP
         );
         return Ok(Vec::new());
     }
-    check_unique_binaries(&probes)?;
-    let names: Vec<String> = probes.iter().map(|p| p.name.clone()).collect();
-    crate::check_meta::check_meta(workspace, &names)?;
+    check_unique_binaries(probes)?;
     let _lock = lock::lock_output_dir(&workspace.output_dir())?;
     remove_abandoned_temp_files(&workspace.output_dir());
     let kernel_header = header::select_vmlinux_header(workspace, &options.kernel_release)?;
-    let libbpf = crate::libbpf::select(workspace, &options.libbpf, options.jobs)?;
+    let libbpf = crate::libbpf::select(&workspace.manifest.libbpf, &options.libbpf, options.jobs)?;
     let output = Output::detect();
     let compiler = Compiler::new(&CompilerSettings {
         libbpf: &libbpf,
@@ -74,6 +71,7 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<BuiltP
         kernel_header: Some(&kernel_header),
         debug: options.debug,
         build_opts: &options.build_opts,
+        build: &workspace.manifest.build,
         verbose: options.verbose,
         output: output.clone(),
     })?;
@@ -89,7 +87,7 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<BuiltP
     let started = Instant::now();
     let plan = plan::plan(&PlanSettings {
         workspace,
-        probes: &probes,
+        probes,
         compiler: &compiler,
         precompile_header: options.precompile_header,
     })?;
@@ -105,7 +103,8 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<BuiltP
         &plan,
         &RunContext {
             workspace,
-            probes: &probes,
+            selection,
+            probes,
             compiler: &compiler,
             skelgen: skelgen.as_deref(),
             output: &output,
@@ -126,6 +125,7 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<BuiltP
             (Status::Ran | Status::Fresh, Action::Link { binary, .. }) => Ok(Some(BuiltProbe {
                 name: probes[index].name.clone(),
                 binary: binary.clone(),
+                installables: plan.installables[index].clone(),
             })),
             (Status::Ran | Status::Fresh, _) => Ok(None),
             // Failed here, or skipped because an earlier step failed: the error is printed already.
@@ -134,7 +134,7 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<BuiltP
         finished.push((index, result));
     }
     finished.sort_by_key(|(index, _)| *index);
-    let results = finish_rust_probes(workspace, &probes, finished, options.verbose)?;
+    let results = finish_rust_probes(workspace, selection, &plan, finished, options.verbose)?;
 
     let mut built = Vec::new();
     for (index, result) in results {
@@ -166,6 +166,7 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<BuiltP
 
 struct RunContext<'a> {
     workspace: &'a Workspace,
+    selection: &'a Selection,
     probes: &'a [Probe],
     compiler: &'a Compiler,
     skelgen: Option<&'a std::path::Path>,
@@ -199,13 +200,13 @@ fn run_plan(plan: &Plan, context: &RunContext) -> Vec<Status> {
                     progress.finished("", "", false, Default::default());
                     let what = match step.probe {
                         Some(probe) => format!("probe `{}`", context.probes[probe].name),
-                        None => format!(
-                            "the shared userland library in `{}`",
-                            context
-                                .compiler
-                                .shown(&context.workspace.lib_dir())
-                                .display()
-                        ),
+                        None => match &step.action {
+                            Action::SharedObject { compile, .. } => format!(
+                                "the shared source set `{}`",
+                                plan.shared_compiles[*compile].set
+                            ),
+                            _ => "a step every probe shares".to_string(),
+                        },
                     };
                     progress.println(&format!("error: {what} failed to build: {error:#}\n"));
                 }
@@ -236,58 +237,101 @@ fn execute(step: &Step, plan: &Plan, context: &RunContext) -> Result<bool> {
         compiler,
         ..
     } = *context;
-    let probe = step.probe.map(|p| &probes[p]);
+    let probe = step.probe.map(|p| (&probes[p], &plan.probe_flags[p]));
     match &step.action {
         Action::PrecompiledHeader { pch } => {
             compiler.build_precompiled_header(&plan.precompiled_headers[*pch])
         }
-        Action::LibObject { source, object } => compiler.c_object(
+        Action::SharedObject {
+            compile,
             source,
             object,
-            &[workspace.include_dir(), workspace.lib_dir()],
-            &[],
-        ),
+            cxx,
+        } => {
+            let compile = &plan.shared_compiles[*compile];
+            if *cxx {
+                compiler.cxx_object(source, object, &compile.includes, &compile.flags)
+            } else {
+                compiler.c_object(source, object, &compile.includes, &compile.flags)
+            }
+        }
         Action::BpfObject {
             source,
             object,
             pch,
         } => {
-            let probe = probe.expect("a BPF object belongs to a probe");
-            let includes = [
-                workspace.include_dir(),
-                workspace.probe_output_dir(&probe.name),
-                probe.dir.clone(),
-            ];
+            let (_, flags) = probe.expect("a BPF object belongs to a probe");
             compiler.bpf_object(
                 source,
                 object,
-                &includes,
-                &probe.config.clang_flags,
+                &flags.bpf_includes,
+                &flags.bpf_flags,
                 pch.map(|p| &plan.precompiled_headers[p]),
             )
         }
         Action::Skeleton { object, skeleton } => compiler.skeleton(object, skeleton),
-        Action::UserObject { source, object } => {
-            let probe = probe.expect("a userland object belongs to a probe");
-            let includes = [
-                workspace.include_dir(),
-                workspace.probe_output_dir(&probe.name),
-                probe.dir.clone(),
-                workspace.lib_dir(),
-            ];
-            compiler.c_object(source, object, &includes, &probe.config.cflags)
+        Action::UserObject {
+            source,
+            object,
+            cxx,
+            library,
+        } => {
+            let (probe, flags) = probe.expect("a userland object belongs to a probe");
+            match library {
+                Some(number) => {
+                    let library = &probe.config.library[*number];
+                    let mut includes = flags.user_includes.clone();
+                    includes.extend(library.includes.iter().map(|d| probe.dir.join(d)));
+                    if library.jni {
+                        includes.extend(crate::toolchain::jni_include_dirs().with_context(
+                            || {
+                                format!(
+                                    "library `{}` of probe `{}` needs JNI headers (`jni = true`)",
+                                    library.name, probe.name
+                                )
+                            },
+                        )?);
+                    }
+                    let mut cflags = flags.cflags.clone();
+                    cflags.extend(library.cflags.iter().cloned());
+                    compiler.c_object(source, object, &includes, &cflags)
+                }
+                None if *cxx => {
+                    compiler.cxx_object(source, object, &flags.user_includes, &flags.cxxflags)
+                }
+                None => compiler.c_object(source, object, &flags.user_includes, &flags.cflags),
+            }
         }
-        Action::Link { objects, binary } => {
-            let probe = probe.expect("a link belongs to a probe");
-            compiler.link(objects, binary, &link_flags(&probe.config.libs))
+        Action::Link {
+            objects,
+            binary,
+            cxx,
+        } => {
+            let (_, flags) = probe.expect("a link belongs to a probe");
+            compiler.link(objects, binary, &flags.libs, *cxx)
+        }
+        Action::LinkLibrary {
+            library,
+            objects,
+            output,
+        } => {
+            let (probe, _) = probe.expect("a library belongs to a probe");
+            compiler.link_shared_library(objects, output, &probe.config.library[*library].cflags)
         }
         Action::RustSources { objects } => {
-            let probe = probe.expect("Rust sources belong to a probe");
+            let (probe, _) = probe.expect("Rust sources belong to a probe");
             let skelgen = context
                 .skelgen
                 .expect("the skeleton generator is built when Rust probes are selected");
+            let tables: Vec<_> = context
+                .selection
+                .metas_of(&probe.name)
+                .iter()
+                .flat_map(|m| m.tables.iter().cloned())
+                .collect();
             rust::generate(
                 probe,
+                &tables,
                 &workspace.probe_output_dir(&probe.name),
                 objects,
                 skelgen,
@@ -356,10 +400,12 @@ fn prune_precompiled_headers(workspace: &Workspace, plan: &Plan) {
 /// executable into `.output/bin/`.
 fn finish_rust_probes(
     workspace: &Workspace,
-    probes: &[Probe],
+    selection: &Selection,
+    plan: &Plan,
     results: Vec<(usize, Result<Option<BuiltProbe>>)>,
     verbose: bool,
 ) -> Result<Vec<(usize, Result<BuiltProbe>)>> {
+    let probes = &selection.probes;
     let waiting: Vec<&Probe> = results
         .iter()
         .filter(|(_, r)| matches!(r, Ok(None)))
@@ -404,6 +450,7 @@ fn finish_rust_probes(
                         Ok(BuiltProbe {
                             name: probe.name.clone(),
                             binary,
+                            installables: plan.installables[index].clone(),
                         })
                     })
                     .with_context(|| format!("probe `{}` failed to build", probe.name))

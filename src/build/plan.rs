@@ -1,24 +1,28 @@
-//! The build graph of a workspace: every step of every selected probe (precompiled header, BPF objects,
-//! skeletons, userland objects, links, Rust sources) with the steps each one needs.
+//! The build graph of a workspace: every step of every selected probe (precompiled header, shared sources,
+//! BPF objects, skeletons, userland C and C++ objects, links, shared libraries, Rust sources) with the steps each
+//! one needs. Dependencies are right by construction: a loader object waits for every skeleton of its probe, a
+//! link for every object it names.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Result};
 
-use crate::build::compile::{Compiler, PrecompiledHeader};
-use crate::build::graph::Node;
-use crate::paths;
-use crate::workspace::{Probe, Userland, Workspace};
+use crate::core::compile::{define_flags, Compiler, PrecompiledHeader};
+use crate::core::graph::Node;
+use crate::core::probe::{Probe, Userland};
+use crate::core::workspace::{normalize, SharedSet, Workspace};
 
 pub enum Action {
     PrecompiledHeader {
         pch: usize,
     },
-    /// `lib/*.c`, compiled once for every probe (the old Makefiles recompiled it into each one).
-    LibObject {
+    /// A source of a shared set, compiled once per set of probe defines for every probe that links it.
+    SharedObject {
+        compile: usize,
         source: PathBuf,
         object: PathBuf,
+        cxx: bool,
     },
     BpfObject {
         source: PathBuf,
@@ -33,10 +37,19 @@ pub enum Action {
     UserObject {
         source: PathBuf,
         object: PathBuf,
+        cxx: bool,
+        /// Index into the probe's `[[library]]` list when the object belongs to a shared library.
+        library: Option<usize>,
     },
     Link {
         objects: Vec<PathBuf>,
         binary: PathBuf,
+        cxx: bool,
+    },
+    LinkLibrary {
+        library: usize,
+        objects: Vec<PathBuf>,
+        output: PathBuf,
     },
     /// A Rust probe's `<stem>.skel.rs` and `meta.rs`; cargo builds it after the graph.
     RustSources {
@@ -64,11 +77,12 @@ impl Step {
         let shown = |p: &Path| compiler.shown(p).display().to_string();
         match &self.action {
             Action::PrecompiledHeader { .. } => ("Precompiling", "include/vmlinux.h".to_string()),
-            Action::LibObject { source, .. } => ("Compiling", shown(source)),
+            Action::SharedObject { source, .. } => ("Compiling", shown(source)),
             Action::BpfObject { source, .. } => ("Compiling", shown(source)),
             Action::Skeleton { skeleton, .. } => ("Generating", shown(skeleton)),
             Action::UserObject { source, .. } => ("Compiling", shown(source)),
             Action::Link { binary, .. } => ("Linking", shown(binary)),
+            Action::LinkLibrary { output, .. } => ("Linking", shown(output)),
             Action::RustSources { .. } => (
                 "Generating",
                 format!(
@@ -80,10 +94,41 @@ impl Step {
     }
 }
 
+/// The flags and include dirs of one probe's compiles, computed once when planning.
+#[derive(Default)]
+pub struct ProbeFlags {
+    pub bpf_includes: Vec<PathBuf>,
+    pub user_includes: Vec<PathBuf>,
+    /// The probe's clang flags and `-D` defines (the precompiled header is shared by probes with equal ones).
+    pub bpf_flags: Vec<String>,
+    pub cflags: Vec<String>,
+    pub cxxflags: Vec<String>,
+    pub libs: Vec<String>,
+}
+
+/// How one shared set is compiled for a group of probes with the same defines.
+pub struct SharedCompile {
+    pub set: String,
+    pub includes: Vec<PathBuf>,
+    /// The probes' `-D` defines.
+    pub flags: Vec<String>,
+}
+
+/// A file a probe installs besides its executable, and into which subdirectory of the binary dir.
+#[derive(Debug, Clone)]
+pub struct Installable {
+    pub path: PathBuf,
+    pub subdir: String,
+}
+
 pub struct Plan {
     pub nodes: Vec<Node<Step>>,
     pub precompiled_headers: Vec<PrecompiledHeader>,
-    /// Probes that could not even be planned (no `*.bpf.c`, no userland), with why.
+    pub probe_flags: Vec<ProbeFlags>,
+    pub shared_compiles: Vec<SharedCompile>,
+    /// Per probe: standalone objects and libraries it installs.
+    pub installables: Vec<Vec<Installable>>,
+    /// Probes that could not even be planned (no `*.bpf.c`, no userland, a bad pattern), with why.
     pub unplannable: Vec<(usize, anyhow::Error)>,
 }
 
@@ -105,51 +150,129 @@ pub fn plan(settings: &PlanSettings) -> Result<Plan> {
     let mut plan = Plan {
         nodes: Vec::new(),
         precompiled_headers: Vec::new(),
+        probe_flags: Vec::new(),
+        shared_compiles: Vec::new(),
+        installables: vec![Vec::new(); probes.len()],
         unplannable: Vec::new(),
     };
-    let sources: Vec<Result<ProbeSources>> = probes.iter().map(probe_sources).collect();
+    let shared_sets = workspace.shared_sets()?;
+    let mut sources = Vec::new();
+    for probe in probes {
+        let probe_sources = probe.sources().and_then(|s| {
+            let shared = shared_names(workspace, probe, &shared_sets)?;
+            Ok((s, shared))
+        });
+        plan.probe_flags.push(match &probe_sources {
+            Ok((_, shared)) => probe_flags(workspace, probe, &shared_sets, shared),
+            Err(_) => ProbeFlags::default(),
+        });
+        sources.push(probe_sources);
+    }
 
     // The precompiled headers go first: every BPF compile that includes the kernel header waits for one.
-    // Probe-specific clang flags → (precompiled header, its step).
+    // The probe's BPF flags → (precompiled header, its step).
     let mut pch_steps: BTreeMap<Vec<String>, (usize, usize)> = BTreeMap::new();
     let tested = if settings.precompile_header {
-        let include = workspace.include_dir();
-        macros_tested_by(&[include.join("vmlinux.h"), include.join("ext_def.h")])
+        let dir = workspace.kernel_header_dir();
+        macros_tested_by(&[dir.join("vmlinux.h"), dir.join("ext_def.h")])
     } else {
         BTreeSet::new()
     };
     let uses_pch = |source: &Path| can_use_precompiled_header(source, &tested);
-    for (probe, sources) in probes.iter().zip(&sources) {
-        let Ok(sources) = sources else { continue };
-        let flags = &probe.config.clang_flags;
+    for (index, sources) in sources.iter().enumerate() {
+        let Ok((sources, _)) = sources else { continue };
+        let flags = plan.probe_flags[index].bpf_flags.clone();
         if !settings.precompile_header
-            || pch_steps.contains_key(flags)
-            || !sources.bpf.iter().any(|s| uses_pch(s))
+            || pch_steps.contains_key(&flags)
+            || !sources.bpf.iter().any(|s| uses_pch(&s.source))
         {
             continue;
         }
-        if let Some(header) = compiler.precompiled_header(&workspace.pch_dir(), flags) {
+        if let Some(header) = compiler.precompiled_header(&workspace.pch_dir(), &flags) {
             let pch = plan.precompiled_headers.len();
             plan.precompiled_headers.push(header);
             let step = plan.add(Action::PrecompiledHeader { pch }, None, Vec::new());
-            pch_steps.insert(flags.clone(), (pch, step));
+            pch_steps.insert(flags, (pch, step));
         }
     }
 
-    let mut lib_steps = Vec::new();
-    let mut lib_objects = Vec::new();
-    let lib_dir = workspace.lib_dir();
-    let needs_lib = probes.iter().any(|p| p.userland() == Userland::C);
-    if needs_lib && lib_dir.is_dir() {
-        for source in paths::files_with_suffix(&lib_dir, ".c")? {
-            let object = workspace.lib_output_dir().join(object_name(&source));
-            lib_objects.push(object.clone());
-            lib_steps.push(plan.add(Action::LibObject { source, object }, None, Vec::new()));
+    // Shared sets: compiled once per (set, probe defines) for the C probes that link them.
+    // (set, defines) → (steps, objects).
+    let mut shared_steps: BTreeMap<(String, Vec<String>), (Vec<usize>, Vec<PathBuf>)> =
+        BTreeMap::new();
+    for (index, (probe, sources)) in probes.iter().zip(&sources).enumerate() {
+        let Ok((_, shared)) = sources else { continue };
+        if probe.userland() != Userland::C {
+            continue;
+        }
+        let defines = define_flags(&probe.config.defines);
+        for name in shared {
+            let key = (name.clone(), defines.clone());
+            if shared_steps.contains_key(&key) {
+                continue;
+            }
+            let set = shared_sets
+                .iter()
+                .find(|s| &s.name == name)
+                .expect("shared names are checked when planned");
+            let out_dir = match defines.is_empty() {
+                true => workspace.shared_output_dir(name),
+                false => workspace
+                    .shared_output_dir(name)
+                    .join(format!("d-{:08x}", fnv1a32(defines.join(" ").as_bytes()))),
+            };
+            let compile = plan.shared_compiles.len();
+            plan.shared_compiles.push(SharedCompile {
+                set: name.clone(),
+                includes: unique(
+                    workspace
+                        .layout
+                        .include_dirs
+                        .iter()
+                        .chain(&set.dirs)
+                        .cloned(),
+                ),
+                flags: defines.clone(),
+            });
+            let mut steps = Vec::new();
+            let mut objects = Vec::new();
+            let mut names = BTreeSet::new();
+            for (source, cxx) in set
+                .c
+                .iter()
+                .map(|s| (s, false))
+                .chain(set.cxx.iter().map(|s| (s, true)))
+            {
+                let object_name = object_name(source);
+                if !names.insert(object_name.clone()) {
+                    plan.unplannable.push((
+                        index,
+                        anyhow::anyhow!(
+                            "shared set `{name}` has two sources that compile to `{object_name}` (`{}` is one); rename one",
+                            source.display()
+                        ),
+                    ));
+                    continue;
+                }
+                let object = out_dir.join(object_name);
+                objects.push(object.clone());
+                steps.push(plan.add(
+                    Action::SharedObject {
+                        compile,
+                        source: source.clone(),
+                        object,
+                        cxx,
+                    },
+                    None,
+                    Vec::new(),
+                ));
+            }
+            shared_steps.insert(key, (steps, objects));
         }
     }
 
     for (index, (probe, sources)) in probes.iter().zip(sources).enumerate() {
-        let sources = match sources {
+        let (sources, shared) = match sources {
             Ok(sources) => sources,
             Err(e) => {
                 plan.unplannable.push((index, e));
@@ -157,24 +280,34 @@ pub fn plan(settings: &PlanSettings) -> Result<Plan> {
             }
         };
         let out_dir = workspace.probe_output_dir(&probe.name);
+        let flags = &plan.probe_flags[index];
+        let pch_entry = pch_steps.get(&flags.bpf_flags).copied();
         let mut objects = Vec::new();
         let mut bpf_steps = Vec::new();
         let mut skeleton_steps = Vec::new();
-        for source in &sources.bpf {
-            let stem = stem(source, ".bpf.c");
-            let object = out_dir.join(format!("{stem}.bpf.o"));
-            let pch_entry = pch_steps
-                .get(&probe.config.clang_flags)
-                .filter(|_| uses_pch(source));
-            bpf_steps.push(plan.add(
+        let mut skeleton_objects = Vec::new();
+        for bpf in &sources.bpf {
+            let object = out_dir.join(format!("{}.bpf.o", bpf.relative_stem.display()));
+            let pch_entry = pch_entry.filter(|_| uses_pch(&bpf.source));
+            let step = plan.add(
                 Action::BpfObject {
-                    source: source.clone(),
+                    source: bpf.source.clone(),
                     object: object.clone(),
-                    pch: pch_entry.map(|(pch, _)| *pch),
+                    pch: pch_entry.map(|(pch, _)| pch),
                 },
                 Some(index),
-                pch_entry.map(|(_, step)| *step).into_iter().collect(),
-            ));
+                pch_entry.map(|(_, step)| step).into_iter().collect(),
+            );
+            bpf_steps.push(step);
+            if let Some(subdir) = &bpf.install {
+                plan.installables[index].push(Installable {
+                    path: object.clone(),
+                    subdir: subdir.clone(),
+                });
+            }
+            if bpf.skeleton {
+                skeleton_objects.push((object.clone(), step, bpf));
+            }
             objects.push(object);
         }
         if probe.userland() == Userland::Rust {
@@ -185,37 +318,91 @@ pub fn plan(settings: &PlanSettings) -> Result<Plan> {
             );
             continue;
         }
-        for (object, bpf_step) in objects.iter().zip(&bpf_steps) {
-            let stem = stem(object, ".bpf.o");
+        for (object, bpf_step, bpf) in skeleton_objects {
             skeleton_steps.push(plan.add(
                 Action::Skeleton {
-                    object: object.clone(),
-                    skeleton: out_dir.join(format!("{stem}.skel.h")),
+                    object,
+                    skeleton: out_dir.join(format!("{}.skel.h", bpf.relative_stem.display())),
                 },
                 Some(index),
-                vec![*bpf_step],
+                vec![bpf_step],
             ));
         }
-        let mut link_deps = lib_steps.clone();
+        // Standalone objects are installed, and loaded at run time: the probe is built only with them.
+        let mut link_deps: Vec<usize> = bpf_steps.clone();
         let mut link_objects = Vec::new();
-        for source in &sources.user {
-            let object = out_dir.join(object_name(source));
+        let cxx = !sources.cxx.is_empty();
+        for (source, is_cxx) in sources
+            .c
+            .iter()
+            .map(|s| (s, false))
+            .chain(sources.cxx.iter().map(|s| (s, true)))
+        {
+            let object = out_dir.join(mirrored_object(&probe.dir, source));
             // The loader includes its skeletons.
             link_deps.push(plan.add(
                 Action::UserObject {
                     source: source.clone(),
                     object: object.clone(),
+                    cxx: is_cxx,
+                    library: None,
                 },
                 Some(index),
                 skeleton_steps.clone(),
             ));
             link_objects.push(object);
         }
-        link_objects.extend(lib_objects.iter().cloned());
+        let defines = define_flags(&probe.config.defines);
+        let mut links_cxx = cxx;
+        for name in &shared {
+            let (steps, shared_objects) = &shared_steps[&(name.clone(), defines.clone())];
+            link_deps.extend(steps);
+            link_objects.extend(shared_objects.iter().cloned());
+            links_cxx |= shared_sets
+                .iter()
+                .any(|s| &s.name == name && !s.cxx.is_empty());
+        }
+        for (number, library) in probe.config.library.iter().enumerate() {
+            let mut library_objects = Vec::new();
+            let mut library_steps = Vec::new();
+            for source in &library.sources {
+                let source = normalize(&probe.dir.join(source));
+                let object = out_dir
+                    .join("lib")
+                    .join(&library.name)
+                    .join(mirrored_object(&probe.dir, &source));
+                library_steps.push(plan.add(
+                    Action::UserObject {
+                        source,
+                        object: object.clone(),
+                        cxx: false,
+                        library: Some(number),
+                    },
+                    Some(index),
+                    skeleton_steps.clone(),
+                ));
+                library_objects.push(object);
+            }
+            let output = out_dir.join(&library.name);
+            plan.installables[index].push(Installable {
+                path: output.clone(),
+                subdir: library.install.clone().unwrap_or_else(|| ".".into()),
+            });
+            link_deps.push(plan.add(
+                Action::LinkLibrary {
+                    library: number,
+                    objects: library_objects,
+                    output,
+                },
+                Some(index),
+                library_steps,
+            ));
+        }
         plan.add(
             Action::Link {
                 objects: link_objects,
                 binary: workspace.bin_dir().join(probe.binary_name()),
+                cxx: links_cxx,
             },
             Some(index),
             link_deps,
@@ -234,32 +421,108 @@ impl Plan {
     }
 }
 
-struct ProbeSources {
-    bpf: Vec<PathBuf>,
-    user: Vec<PathBuf>,
+/// The shared sets `probe` links, each checked to exist.
+fn shared_names(workspace: &Workspace, probe: &Probe, sets: &[SharedSet]) -> Result<Vec<String>> {
+    let (names, from) = match &probe.config.shared {
+        Some(names) => (names.clone(), probe.config_path()),
+        None => (workspace.default_shared(), workspace.manifest_path()),
+    };
+    for name in &names {
+        if !sets.iter().any(|s| &s.name == name) {
+            let known: Vec<&str> = sets.iter().map(|s| s.name.as_str()).collect();
+            bail!(
+                "`{}` names the shared source set `{name}`, which `{}` does not define (sets: {}); add `[sources.{name}]` there or remove the name",
+                from.display(),
+                workspace.manifest_path().display(),
+                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            );
+        }
+    }
+    Ok(names)
 }
 
-fn probe_sources(probe: &Probe) -> Result<ProbeSources> {
-    let bpf = paths::files_with_suffix(&probe.dir, ".bpf.c")?;
-    if bpf.is_empty() {
-        bail!("`{}` has no *.bpf.c kernel program", probe.dir.display());
+fn probe_flags(
+    workspace: &Workspace,
+    probe: &Probe,
+    sets: &[SharedSet],
+    shared: &[String],
+) -> ProbeFlags {
+    let out_dir = workspace.probe_output_dir(&probe.name);
+    let sdk = &workspace.layout.include_dirs;
+    let own = [out_dir, probe.dir.clone()];
+    let shared_dirs: Vec<PathBuf> = sets
+        .iter()
+        .filter(|s| shared.contains(&s.name))
+        .flat_map(|s| s.dirs.iter().cloned())
+        .collect();
+    let includes = unique(
+        sdk.iter()
+            .chain(&own)
+            .chain(&probe.include_dirs())
+            .chain(&shared_dirs)
+            .cloned(),
+    );
+    let defines = define_flags(&probe.config.defines);
+    let config = &probe.config;
+    ProbeFlags {
+        bpf_includes: includes.clone(),
+        user_includes: includes,
+        bpf_flags: defines.iter().chain(&config.clang_flags).cloned().collect(),
+        cflags: defines.iter().chain(&config.cflags).cloned().collect(),
+        cxxflags: defines.iter().chain(&config.cxxflags).cloned().collect(),
+        libs: config.libs.clone(),
     }
-    let user: Vec<PathBuf> = if probe.userland() == Userland::Rust {
-        Vec::new()
-    } else {
-        paths::files_with_suffix(&probe.dir, ".c")?
-            .into_iter()
-            .filter(|p| !p.to_string_lossy().ends_with(".bpf.c"))
-            .collect()
-    };
-    if probe.userland() == Userland::C && user.is_empty() {
-        bail!(
-            "`{}` has no userland *.c file (expected `{}.c` with main() that loads the skeleton)",
-            probe.dir.display(),
-            probe.binary_name()
-        );
+}
+
+fn unique(items: impl Iterator<Item = PathBuf>) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    for item in items {
+        if !out.contains(&item) {
+            out.push(item);
+        }
     }
-    Ok(ProbeSources { bpf, user })
+    out
+}
+
+/// The object of `source` under a probe's output dir, mirroring its path in the probe dir
+/// (`protocol/http/x.c` → `protocol/http/x.o`); a source outside it (`../lib/pystack/a.c`) goes under `_up_/`.
+fn mirrored_object(probe_dir: &Path, source: &Path) -> PathBuf {
+    let relative = relative_path(probe_dir, source);
+    let mut object = PathBuf::new();
+    for component in relative.components() {
+        match component {
+            Component::ParentDir => object.push("_up_"),
+            Component::Normal(name) => object.push(name),
+            _ => {}
+        }
+    }
+    object.set_extension("o");
+    object
+}
+
+/// `path` relative to `base` (both absolute), with `..` where it leaves `base`.
+fn relative_path(base: &Path, path: &Path) -> PathBuf {
+    let base: Vec<_> = base.components().collect();
+    let path_components: Vec<_> = path.components().collect();
+    let common = base
+        .iter()
+        .zip(&path_components)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut relative = PathBuf::new();
+    for _ in common..base.len() {
+        relative.push("..");
+    }
+    for component in &path_components[common..] {
+        relative.push(component);
+    }
+    relative
+}
+
+fn fnv1a32(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5, |hash, byte| {
+        (hash ^ u32::from(*byte)).wrapping_mul(0x0100_0193)
+    })
 }
 
 /// Whether a BPF source can take the precompiled kernel header: the header is its first `#include` (directly or
@@ -355,13 +618,11 @@ fn macros_tested_by(headers: &[PathBuf]) -> BTreeSet<String> {
     tested
 }
 
-fn stem(path: &Path, suffix: &str) -> String {
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    name.strip_suffix(suffix).unwrap_or(&name).to_string()
-}
-
+/// `x.c` / `x.cpp` → `x.o`.
 fn object_name(source: &Path) -> String {
-    format!("{}.o", stem(source, ".c"))
+    let mut name = PathBuf::from(source.file_name().unwrap_or_default());
+    name.set_extension("o");
+    name.display().to_string()
 }
 
 #[cfg(test)]
@@ -388,6 +649,20 @@ mod tests {
         ));
         assert!(!takes("#ifdef X\n#include \"vmlinux.h\"\n#endif\n"));
         assert!(!takes("#include <bpf/bpf.h>\n"));
+    }
+
+    #[test]
+    fn objects_mirror_their_source_paths_and_stay_inside() {
+        let dir = Path::new("/w/src/l7probe");
+        assert_eq!(
+            mirrored_object(dir, Path::new("/w/src/l7probe/protocol/http/h.c")),
+            Path::new("protocol/http/h.o")
+        );
+        assert_eq!(
+            mirrored_object(dir, Path::new("/w/src/lib/pystack/a.c")),
+            Path::new("_up_/lib/pystack/a.o")
+        );
+        assert_eq!(object_name(Path::new("/c/json_tool.cpp")), "json_tool.o");
     }
 
     #[test]

@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::build::fresh;
-use crate::meta::{self, Table};
+use crate::core::fresh;
+use crate::core::probe::Probe;
+use crate::core::workspace::Workspace;
+use crate::meta::Table;
 use crate::paths;
 use crate::tool::{self, Cmd, ToolKind};
-use crate::workspace::{Probe, Workspace};
 
 pub const SKELGEN_PACKAGE: &str = "ebpf-probe-skelgen";
 
@@ -58,6 +59,7 @@ pub fn build_skelgen(workspace: &Workspace, verbose: bool) -> Result<PathBuf> {
 /// returns whether anything was rewritten.
 pub fn generate(
     probe: &Probe,
+    tables: &[Table],
     out_dir: &Path,
     objects: &[PathBuf],
     skelgen: &Path,
@@ -70,23 +72,17 @@ pub fn generate(
         let command_to = |output: &Path| Cmd::program(skelgen).arg(object).arg(output);
         let fingerprint = format!("{}\n", command_to(&skeleton));
         let inputs = [object.clone(), skelgen.to_path_buf()];
-        if !fresh::is_fresh(&skeleton, &fingerprint, &inputs, None, out_dir) {
-            fresh::invalidate(&skeleton)?;
-            // Written beside and renamed, so an interrupted run never leaves a half skeleton cargo would trust.
-            let temp = paths::temp_sibling(&skeleton);
-            if let Err(e) = command_to(&temp).run() {
-                let _ = std::fs::remove_file(&temp);
-                return Err(e);
-            }
-            paths::rename(&temp, &skeleton)?;
-            fresh::record(&skeleton, &fingerprint)?;
-            wrote = true;
-        }
-    }
-    let mut tables = Vec::new();
-    for path in paths::files_with_suffix(&probe.dir, ".meta")? {
-        let (parsed, _) = meta::check_file(&path, &paths::read_to_string(&path)?);
-        tables.extend(parsed.into_iter().flat_map(|m| m.tables));
+        // Written beside and renamed, so an interrupted run never leaves a half skeleton cargo would trust.
+        wrote |= fresh::rebuild_unless_fresh(
+            &fresh::Step {
+                output: &skeleton,
+                fingerprint: &fingerprint,
+                inputs: &inputs,
+                depfile: None,
+                deps_base: out_dir,
+            },
+            |temp| command_to(temp).run().map(drop),
+        )?;
     }
     if tables.is_empty() {
         bail!(
@@ -95,7 +91,7 @@ pub fn generate(
             probe.name
         );
     }
-    let code = meta_rs(&tables);
+    let code = meta_rs(tables);
     let meta_rs_path = out_dir.join("meta.rs");
     // Rewriting identical text would make cargo rebuild the probe for nothing.
     if std::fs::read_to_string(&meta_rs_path).ok().as_deref() != Some(code.as_str()) {

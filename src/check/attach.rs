@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use crate::build::compile::{Compiler, CompilerSettings};
+use crate::core::compile::{Compiler, CompilerSettings};
 use crate::paths;
 use crate::tool::Cmd;
 
@@ -49,9 +49,10 @@ pub fn test_attach_kinds(
         state_dir: dir,
         kernel_release,
         kernel_header: None,
-        output: crate::build::progress::Output::plain(),
+        output: crate::core::progress::Output::plain(),
         debug: false,
         build_opts: &[],
+        build: &Default::default(),
         verbose: false,
     })?;
     let object = dir.join("featprobe.bpf.o");
@@ -60,7 +61,7 @@ pub fn test_attach_kinds(
     let object = dir.join("featprobe.o");
     compiler.c_object(&user_source, &object, &[dir.to_path_buf()], &[])?;
     let helper = dir.join("featprobe");
-    compiler.link(&[object], &helper, &[])?;
+    compiler.link(&[object], &helper, &[], false)?;
     let output = Cmd::program(&helper).run()?;
     let results = parse(&String::from_utf8_lossy(&output.stdout));
     if results.len() != KINDS.len() {

@@ -9,7 +9,7 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 use crate::distro::{Family, OsRelease};
-use crate::gen::KERNEL_BTF;
+use crate::generate::KERNEL_BTF;
 use crate::kernel::{self, KernelVersion};
 use crate::libbpf::{self, Decision, Libbpf, LibbpfConfig, Policy};
 use crate::tool::{self, Cmd, ToolKind};

@@ -15,7 +15,6 @@ use anyhow::{bail, Context, Result};
 
 use crate::paths;
 use crate::toolchain::{self, Version, MIN_LIBBPF};
-use crate::workspace::Workspace;
 
 use cache::{entry_key, Cache, Entry, Staging};
 pub use pin::{LibbpfConfig, Pinned};
@@ -58,42 +57,32 @@ impl std::fmt::Display for Policy {
 }
 
 /// The policy a command uses: `--libbpf` (relative paths from `cwd`), else the workspace's `[libbpf] policy`
-/// (relative paths from the workspace root), else `auto`.
+/// (relative paths from the workspace root), else `auto`. `workspace` is its `[libbpf]` table, the root and the
+/// manifest's path (for messages).
 pub fn resolve_policy(
     flag: Option<&str>,
     cwd: &Path,
-    workspace: Option<&Workspace>,
+    workspace: Option<(&LibbpfConfig, &Path, &Path)>,
 ) -> Result<Policy> {
-    let config = match workspace {
-        Some(workspace) => {
-            let config = workspace.config()?.libbpf;
-            // The rest of the table is checked now too, so a mistake shows on any command, not only on a cold build.
-            config.pinned().with_context(|| {
-                format!(
-                    "invalid `[libbpf]` in `{}`",
-                    workspace.root.join(crate::workspace::MARKER).display()
-                )
-            })?;
-            Some((config, &workspace.root))
-        }
-        None => None,
-    };
+    if let Some((config, _, manifest)) = workspace {
+        // The rest of the table is checked now too, so a mistake shows on any command, not only on a cold build.
+        config
+            .pinned()
+            .with_context(|| format!("invalid `[libbpf]` in `{}`", manifest.display()))?;
+    }
     if let Some(value) = flag {
         return Policy::parse(value, cwd).context("invalid `--libbpf`");
     }
-    match config {
+    match workspace {
         Some((
             LibbpfConfig {
                 policy: Some(value),
                 ..
             },
             root,
-        )) => Policy::parse(&value, root).with_context(|| {
-            format!(
-                "invalid `[libbpf] policy` in `{}`",
-                root.join(crate::workspace::MARKER).display()
-            )
-        }),
+            manifest,
+        )) => Policy::parse(value, root)
+            .with_context(|| format!("invalid `[libbpf] policy` in `{}`", manifest.display())),
         _ => Ok(Policy::Auto),
     }
 }
@@ -311,10 +300,10 @@ fn system_problem(headers: Option<&toolchain::LibbpfHeaders>) -> Option<String> 
     }
 }
 
-/// Resolves `policy` for `workspace`, fetching and building the pinned libbpf when it is needed and not cached.
-pub fn select(workspace: &Workspace, policy: &Policy, jobs: usize) -> Result<Libbpf> {
-    let config = workspace.config()?.libbpf;
-    match decide(&config, policy)? {
+/// Resolves `policy` with the workspace's `[libbpf]` table, fetching and building the pinned libbpf when it is
+/// needed and not cached.
+pub fn select(config: &LibbpfConfig, policy: &Policy, jobs: usize) -> Result<Libbpf> {
+    match decide(config, policy)? {
         Decision::System(libbpf) => Ok(libbpf),
         Decision::SystemUnusable(why) => bail!(why),
         Decision::Pinned {

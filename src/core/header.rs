@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
+use crate::core::workspace::Workspace;
 use crate::paths;
-use crate::workspace::Workspace;
 
 /// Name of the generated header for kernel `release`.
 pub fn header_name(release: &str) -> String {
@@ -14,7 +14,7 @@ pub fn header_name(release: &str) -> String {
 }
 
 pub fn select_vmlinux_header(workspace: &Workspace, release: &str) -> Result<PathBuf> {
-    let include = workspace.include_dir();
+    let include = workspace.kernel_header_dir();
     let matched = include.join(header_name(release));
     let link = include.join("vmlinux.h");
     let link_meta = std::fs::symlink_metadata(&link).ok();

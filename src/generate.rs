@@ -4,11 +4,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::build::header::header_name;
+use crate::core::header::header_name;
+use crate::core::workspace::Workspace;
 use crate::paths;
 use crate::tool::{self, Cmd, ToolKind};
 use crate::toolchain::install_hint;
-use crate::workspace::Workspace;
 
 pub const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
 
@@ -19,15 +19,9 @@ pub struct GenOptions {
     pub kernel_release: String,
 }
 
-pub fn gen(workspace: &Workspace, options: &GenOptions) -> Result<PathBuf> {
+pub fn generate_header(workspace: &Workspace, options: &GenOptions) -> Result<PathBuf> {
     let release = &options.kernel_release;
-    if release.is_empty()
-        || release.contains('/')
-        || release.starts_with('.')
-        || release.chars().any(char::is_whitespace)
-    {
-        bail!("`{release}` is not a usable kernel release name (it names the file include/linux_<release>.h)");
-    }
+    crate::invocation::validate_kernel_release(release)?;
     if !options.btf.exists() {
         if options.btf == Path::new(KERNEL_BTF) {
             bail!(
@@ -56,14 +50,18 @@ pub fn gen(workspace: &Workspace, options: &GenOptions) -> Result<PathBuf> {
         })?;
     let header =
         String::from_utf8(dump.stdout).context("bpftool printed a header that is not UTF-8")?;
-    let header = insert_ext_def(&header).with_context(|| {
-        format!(
-            "bpftool's dump of `{}` does not look like a C header (no closing #endif)",
-            options.btf.display()
-        )
-    })?;
+    let header = if workspace.layout.ext_def {
+        insert_ext_def(&header).with_context(|| {
+            format!(
+                "bpftool's dump of `{}` does not look like a C header (no closing #endif)",
+                options.btf.display()
+            )
+        })?
+    } else {
+        header
+    };
 
-    let include = workspace.include_dir();
+    let include = workspace.kernel_header_dir();
     let target = include.join(header_name(release));
     paths::write_atomic(&target, header.as_bytes())?;
     paths::symlink_atomic(Path::new(&header_name(release)), &include.join("vmlinux.h"))?;

@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 
-use crate::build::fresh;
-use crate::build::progress::Output;
+use crate::core::fresh;
+use crate::core::manifest::BuildConfig;
+use crate::core::progress::Output;
 use crate::kernel::{self, KernelVersion};
 use crate::libbpf::Libbpf;
-use crate::paths;
 use crate::tool::Cmd;
 use crate::toolchain::{self, tool_identity, Toolchain};
 
@@ -33,6 +33,18 @@ pub struct Compiler {
     bpf_system_includes: Vec<String>,
     /// `$BUILD_OPTS`, appended to both compilers' flags as the old framework did.
     build_opts: Vec<String>,
+    /// `[build]` of `ebpf-probe.toml`: what every probe of the workspace gets.
+    workspace_defines: Vec<String>,
+    workspace_bpf_flags: Vec<String>,
+    workspace_cflags: Vec<String>,
+    workspace_cxxflags: Vec<String>,
+    /// `-isystem DIR` pairs for userland compiles.
+    system_includes: Vec<String>,
+    workspace_libs: Vec<String>,
+    ldflags: Vec<String>,
+    /// The C++ compiler, found when the workspace has C++ sources; its absence is an error only for them.
+    cxx: Result<crate::tool::Tool, String>,
+    cxx_identity: String,
     /// `-I` for the selected libbpf's headers (empty for the system one), before any system dir.
     libbpf_includes: Vec<String>,
     libbpf_link: Vec<String>,
@@ -62,6 +74,8 @@ pub struct CompilerSettings<'a> {
     pub kernel_header: Option<&'a Path>,
     pub debug: bool,
     pub build_opts: &'a [String],
+    /// `[build]` of `ebpf-probe.toml`.
+    pub build: &'a BuildConfig,
     pub verbose: bool,
     pub output: Output,
 }
@@ -109,8 +123,27 @@ impl Compiler {
             include_dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
             identity: format!("kernel header {}", tool_identity(path)),
         });
+        let build = settings.build;
+        let cxx = crate::tool::find(crate::tool::ToolKind::Cxx).map_err(|e| format!("{e:#}"));
+        let cxx_identity = match &cxx {
+            Ok(tool) => format!("c++ {}", tool_identity(&tool.program)),
+            Err(_) => String::new(),
+        };
         Ok(Compiler {
             root: settings.root.to_path_buf(),
+            workspace_defines: define_flags(&build.defines),
+            workspace_bpf_flags: build.bpf_flags.clone(),
+            workspace_cflags: build.cflags.clone(),
+            workspace_cxxflags: build.cxxflags.clone(),
+            system_includes: build
+                .system_includes
+                .iter()
+                .flat_map(|dir| ["-isystem".to_string(), dir.clone()])
+                .collect(),
+            workspace_libs: link_flags(&build.libs),
+            ldflags: build.ldflags.clone(),
+            cxx,
+            cxx_identity,
             clang_identity: format!("clang {}", tool_identity(&toolchain.clang.program)),
             strip_identity: format!(
                 "llvm-strip {}",
@@ -151,8 +184,7 @@ impl Compiler {
             .collect()
     }
 
-    /// Runs `work` unless `output` is fresh for `fingerprint`; returns whether it ran. `work` writes the temp path
-    /// it is given, which becomes `output` only when `work` succeeds.
+    /// Runs `work` unless `output` is fresh for `fingerprint` (see `fresh`); returns whether it ran.
     fn step(
         &self,
         output: &Path,
@@ -163,21 +195,16 @@ impl Compiler {
     ) -> Result<bool> {
         let inputs: Vec<PathBuf> = inputs.iter().map(|p| self.root.join(p)).collect();
         let depfile = depfile.map(|d| self.root.join(d));
-        if fresh::is_fresh(output, fingerprint, &inputs, depfile.as_deref(), &self.root) {
-            return Ok(false);
-        }
-        if let Some(parent) = output.parent() {
-            paths::create_dir_all(parent)?;
-        }
-        fresh::invalidate(output)?;
-        let temp = paths::temp_sibling(output);
-        if let Err(e) = work(&temp) {
-            let _ = std::fs::remove_file(&temp);
-            return Err(e);
-        }
-        paths::rename(&temp, output)?;
-        fresh::record(output, fingerprint)?;
-        Ok(true)
+        fresh::rebuild_unless_fresh(
+            &fresh::Step {
+                output,
+                fingerprint,
+                inputs: &inputs,
+                depfile: depfile.as_deref(),
+                deps_base: &self.root,
+            },
+            work,
+        )
     }
 
     /// Runs one command; a successful compile's warnings are the author's to see, not ours to swallow.
@@ -199,6 +226,8 @@ impl Compiler {
             .map(String::from)
             .to_vec();
         flags.extend(self.defines.iter().cloned());
+        flags.extend(self.workspace_defines.iter().cloned());
+        flags.extend(self.workspace_bpf_flags.iter().cloned());
         flags.extend(extra_flags.iter().cloned());
         flags.extend(self.build_opts.iter().cloned());
         flags
@@ -295,7 +324,7 @@ impl Compiler {
             (Err(e), Some(pch)) if mentions_precompiled_header(&format!("{e:#}")) => {
                 // The rest of this build goes without it, and the next build makes it again.
                 pch.usable.store(false, Ordering::SeqCst);
-                fresh::invalidate(&pch.path)?;
+                fresh::forget(&pch.path)?;
                 self.output.println(&format!(
                     "note: clang refused the precompiled kernel header for `{}`; compiling it without",
                     self.shown(source).display()
@@ -400,14 +429,69 @@ impl Compiler {
         include_dirs: &[PathBuf],
         extra_flags: &[String],
     ) -> Result<bool> {
+        let flags: Vec<String> = self
+            .workspace_defines
+            .iter()
+            .chain(&self.workspace_cflags)
+            .cloned()
+            .collect();
+        self.user_object(
+            (&self.toolchain.cc, &self.cc_identity),
+            &flags,
+            (source, object),
+            include_dirs,
+            extra_flags,
+        )
+    }
+
+    /// Compiles one C++ file to `object` with the C++ compiler.
+    pub fn cxx_object(
+        &self,
+        source: &Path,
+        object: &Path,
+        include_dirs: &[PathBuf],
+        extra_flags: &[String],
+    ) -> Result<bool> {
+        let cxx = self.cxx.as_ref().map_err(|e| {
+            anyhow::anyhow!(
+                "cannot compile C++ source `{}`: {e} (install g++: {})",
+                self.shown(source).display(),
+                crate::toolchain::install_hint("g++")
+            )
+        })?;
+        let flags: Vec<String> = self
+            .workspace_defines
+            .iter()
+            .chain(&self.workspace_cxxflags)
+            .cloned()
+            .collect();
+        self.user_object(
+            (cxx, &self.cxx_identity),
+            &flags,
+            (source, object),
+            include_dirs,
+            extra_flags,
+        )
+    }
+
+    fn user_object(
+        &self,
+        (compiler, identity): (&crate::tool::Tool, &str),
+        workspace_flags: &[String],
+        (source, object): (&Path, &Path),
+        include_dirs: &[PathBuf],
+        extra_flags: &[String],
+    ) -> Result<bool> {
         let depfile = object.with_extension("d");
         let compile_to = |output: &Path| {
-            Cmd::new(&self.toolchain.cc)
+            Cmd::new(compiler)
                 .cwd(&self.root)
                 .args(["-g", "-O2", "-Wall", "-fPIC"])
                 .args(&self.defines)
+                .args(workspace_flags)
                 .args(self.include_flags(include_dirs))
                 .args(&self.libbpf_includes)
+                .args(&self.system_includes)
                 .args(extra_flags)
                 .args(&self.build_opts)
                 .args(["-MD", "-MF"])
@@ -419,7 +503,7 @@ impl Compiler {
                 .arg("-o")
                 .arg(self.shown(output))
         };
-        let fingerprint = format!("{}\n{}\n", compile_to(object), self.cc_identity);
+        let fingerprint = format!("{}\n{identity}\n", compile_to(object));
         self.step(
             object,
             &fingerprint,
@@ -430,16 +514,29 @@ impl Compiler {
     }
 
     /// Links `objects` into `binary`, written beside it and renamed so a running copy is never overwritten in place.
-    pub fn link(&self, objects: &[PathBuf], binary: &Path, libs: &[String]) -> Result<bool> {
+    /// Libraries always come after the objects; a probe with C++ objects links the C++ runtime.
+    pub fn link(
+        &self,
+        objects: &[PathBuf],
+        binary: &Path,
+        libs: &[String],
+        cxx: bool,
+    ) -> Result<bool> {
+        let mut libs: Vec<String> = link_flags(libs);
+        libs.extend(self.workspace_libs.iter().cloned());
+        libs.extend(self.libbpf_link.iter().cloned());
+        libs.extend(DEFAULT_LIBS.map(String::from));
+        if cxx && !libs.iter().any(|l| l == "-lstdc++") {
+            libs.push("-lstdc++".to_string());
+        }
         let link_to = |output: &Path| {
             Cmd::new(&self.toolchain.cc)
                 .cwd(&self.root)
                 .args(objects.iter().map(|o| self.shown(o)))
                 .arg("-o")
                 .arg(self.shown(output))
-                .args(libs)
-                .args(&self.libbpf_link)
-                .args(DEFAULT_LIBS)
+                .args(&self.ldflags)
+                .args(&libs)
         };
         let fingerprint = format!("{}\n{}\n", link_to(binary), self.cc_identity);
         // A static libbpf is an input like the objects: rebuilding it relinks.
@@ -453,6 +550,30 @@ impl Compiler {
         self.step(binary, &fingerprint, &inputs, None, |temp| {
             self.exec(&link_to(temp))?;
             set_executable(temp)
+        })
+    }
+
+    /// Links `objects` into the shared library `output` (`-shared`), with its own `flags`.
+    pub fn link_shared_library(
+        &self,
+        objects: &[PathBuf],
+        output: &Path,
+        flags: &[String],
+    ) -> Result<bool> {
+        let link_to = |temp: &Path| {
+            Cmd::new(&self.toolchain.cc)
+                .cwd(&self.root)
+                .args(["-shared", "-fPIC"])
+                .args(flags)
+                .args(objects.iter().map(|o| self.shown(o)))
+                .arg("-o")
+                .arg(self.shown(temp))
+                .args(&self.ldflags)
+        };
+        let fingerprint = format!("{}\n{}\n", link_to(output), self.cc_identity);
+        let inputs: Vec<PathBuf> = objects.iter().map(|o| self.shown(o)).collect();
+        self.step(output, &fingerprint, &inputs, None, |temp| {
+            self.exec(&link_to(temp)).map(drop)
         })
     }
 }
@@ -477,6 +598,11 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
         (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
     })
+}
+
+/// `NAME=VALUE` → `-DNAME=VALUE`.
+pub fn define_flags(defines: &[String]) -> Vec<String> {
+    defines.iter().map(|d| format!("-D{d}")).collect()
 }
 
 /// A probe's extra `libs` entries: bare names become `-lname`, flags pass through.

@@ -1,5 +1,6 @@
-//! Incremental builds: a step's output is fresh when it exists, was made by the same command line, and is
-//! newer than every input (its sources plus the headers clang/cc listed in the `-MD` dependency file).
+//! Incremental builds — the one place the rebuild decision is made: a step's output is fresh when it exists, was
+//! made by the same fingerprint (command line and tool identities), and is newer than every input (its sources
+//! plus the headers clang/cc listed in the `-MD` dependency file). C steps, Rust sources and `clean` all use it.
 
 use std::path::{Path, PathBuf};
 
@@ -7,8 +8,46 @@ use anyhow::Result;
 
 use crate::paths;
 
+/// One step's output and what it was made from.
+pub struct Step<'a> {
+    pub output: &'a Path,
+    /// Command lines and tool identities: a change means a rebuild.
+    pub fingerprint: &'a str,
+    pub inputs: &'a [PathBuf],
+    /// The compiler's `-MD` file, whose paths are relative to `deps_base`.
+    pub depfile: Option<&'a Path>,
+    pub deps_base: &'a Path,
+}
+
+/// Runs `work` unless `step.output` is fresh; returns whether it ran. `work` writes the temp path it is given
+/// (beside the output), which becomes the output only when `work` succeeds; the record is forgotten first, so an
+/// interrupted step is never taken for fresh.
+pub fn rebuild_unless_fresh(step: &Step, work: impl FnOnce(&Path) -> Result<()>) -> Result<bool> {
+    if is_fresh(
+        step.output,
+        step.fingerprint,
+        step.inputs,
+        step.depfile,
+        step.deps_base,
+    ) {
+        return Ok(false);
+    }
+    if let Some(parent) = step.output.parent() {
+        paths::create_dir_all(parent)?;
+    }
+    forget(step.output)?;
+    let temp = paths::temp_sibling(step.output);
+    if let Err(e) = work(&temp) {
+        let _ = std::fs::remove_file(&temp);
+        return Err(e);
+    }
+    paths::rename(&temp, step.output)?;
+    record(step.output, step.fingerprint)?;
+    Ok(true)
+}
+
 /// The file beside `output` holding the command line that produced it (kbuild keeps `.o.cmd` files the same way).
-fn command_record(output: &Path) -> PathBuf {
+pub fn command_record(output: &Path) -> PathBuf {
     let name = output
         .file_name()
         .map(|n| n.to_string_lossy())
@@ -17,7 +56,7 @@ fn command_record(output: &Path) -> PathBuf {
 }
 
 /// Paths in the depfile are relative to `deps_base`, the directory the compiler ran in.
-pub fn is_fresh(
+fn is_fresh(
     output: &Path,
     command: &str,
     inputs: &[PathBuf],
@@ -45,8 +84,8 @@ pub fn is_fresh(
         .all(|input| paths::mtime(input).is_some_and(|changed| changed <= built))
 }
 
-/// Forgets how `output` was made, before remaking it: an interrupted step is then never taken for fresh.
-pub fn invalidate(output: &Path) -> Result<()> {
+/// Forgets how `output` was made (before remaking or removing it): it is then never taken for fresh.
+pub fn forget(output: &Path) -> Result<()> {
     paths::remove_file_if_exists(&command_record(output))
 }
 
@@ -119,7 +158,7 @@ mod tests {
             !is_fresh(&output, "cc a.c", &inputs, None, dir.path()),
             "input newer"
         );
-        invalidate(&output).unwrap();
+        forget(&output).unwrap();
         assert!(!is_fresh(&output, "cc a.c", &inputs, None, dir.path()));
     }
 }

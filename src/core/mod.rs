@@ -1,0 +1,14 @@
+//! The core every operation shares: the workspace model (layout, configuration, probes), the compile steps,
+//! freshness, the step graph, the build lock and progress output. Operations (`check`, `generate`, `build`,
+//! `clean`, `install`, `new`, `run`, `import`) take what they need from here and never from each other.
+
+pub mod compile;
+pub mod fresh;
+pub mod graph;
+pub mod header;
+pub mod lock;
+pub mod manifest;
+pub mod probe;
+pub mod progress;
+pub mod selection;
+pub mod workspace;

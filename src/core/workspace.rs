@@ -1,0 +1,280 @@
+//! The workspace: found by its marker file, its configuration parsed once, and its layout — where probes, SDK
+//! headers, the kernel header, shared sources and outputs are. Every other module asks it instead of joining paths.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::core::manifest::{self, WorkspaceManifest};
+use crate::core::probe::{Probe, PROBE_CONFIG};
+use crate::paths;
+
+/// The file that marks a workspace root, as `Cargo.toml` marks a cargo package.
+pub const MARKER: &str = "ebpf-probe.toml";
+
+#[derive(Debug)]
+pub struct Workspace {
+    pub root: PathBuf,
+    /// `ebpf-probe.toml`, as parsed once when the workspace was found.
+    pub manifest: WorkspaceManifest,
+    pub layout: Layout,
+}
+
+/// Where things are, resolved against the root; defaults are the layout `init` creates.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub probes_dir: PathBuf,
+    /// A directory under `probes_dir` is a probe when it holds this file; `None`: a `*.bpf.c` or `probe.toml`.
+    pub probe_marker: Option<String>,
+    pub skip: Vec<String>,
+    /// SDK include dirs in order.
+    pub include_dirs: Vec<PathBuf>,
+    pub kernel_header_dir: PathBuf,
+    pub check_meta: bool,
+    pub ext_def: bool,
+}
+
+/// A named set of userland sources shared by probes (`lib/*.c` by default), compiled once.
+#[derive(Debug, Clone)]
+pub struct SharedSet {
+    pub name: String,
+    pub c: Vec<PathBuf>,
+    pub cxx: Vec<PathBuf>,
+    /// The directories its sources are in: on the include path of every probe that links it.
+    pub dirs: Vec<PathBuf>,
+}
+
+impl Workspace {
+    /// The workspace containing `start`: `start` itself or the nearest parent holding the marker file.
+    pub fn find(start: &Path) -> Result<Workspace> {
+        let start = start
+            .canonicalize()
+            .with_context(|| format!("cannot use directory `{}`", start.display()))?;
+        for dir in start.ancestors() {
+            let marker = dir.join(MARKER);
+            if marker.is_dir() {
+                bail!(
+                    "`{}` is a directory; a workspace marker must be a file (it may be empty)",
+                    marker.display()
+                );
+            }
+            if marker.is_file() {
+                return Workspace::load(dir);
+            }
+        }
+        bail!(
+            "no ebpf-probe workspace at `{}` or any parent directory (a workspace has a `{MARKER}` file at its root); \
+             run from inside one, pass `-C DIR`, or create one with `ebpf-probe init DIR`",
+            start.display()
+        )
+    }
+
+    /// The workspace rooted at `root`, whose marker file exists.
+    pub fn load(root: &Path) -> Result<Workspace> {
+        let manifest: WorkspaceManifest = manifest::read(&root.join(MARKER), "workspace settings")?;
+        let layout = Layout::resolve(root, &manifest);
+        Ok(Workspace {
+            root: root.to_path_buf(),
+            manifest,
+            layout,
+        })
+    }
+
+    pub fn manifest_path(&self) -> PathBuf {
+        self.root.join(MARKER)
+    }
+
+    pub fn kernel_header_dir(&self) -> &Path {
+        &self.layout.kernel_header_dir
+    }
+
+    pub fn probes_dir(&self) -> &Path {
+        &self.layout.probes_dir
+    }
+
+    /// Everything the build writes; `clean` removes from here only.
+    pub fn output_dir(&self) -> PathBuf {
+        self.root.join(".output")
+    }
+
+    pub fn bin_dir(&self) -> PathBuf {
+        self.output_dir().join("bin")
+    }
+
+    /// Objects of shared source sets: `.output/lib/` for the default set, `.output/shared/<set>/` for others.
+    pub fn shared_output_dir(&self, set: &str) -> PathBuf {
+        if set == "lib" {
+            self.output_dir().join("lib")
+        } else {
+            self.output_dir().join("shared").join(set)
+        }
+    }
+
+    /// Precompiled kernel headers, one per (header, clang, flags).
+    pub fn pch_dir(&self) -> PathBuf {
+        self.output_dir().join("pch")
+    }
+
+    pub fn probe_output_dir(&self, probe: &str) -> PathBuf {
+        self.output_dir().join(probe)
+    }
+
+    /// The environment check's own tiny probes.
+    pub fn check_output_dir(&self) -> PathBuf {
+        self.output_dir().join(".check")
+    }
+
+    /// The shared source sets, with their globs expanded; the default is `lib` = `lib/*.c`.
+    pub fn shared_sets(&self) -> Result<Vec<SharedSet>> {
+        let mut sets = Vec::new();
+        if self.manifest.sources.is_empty() {
+            let lib = self.root.join("lib");
+            if lib.is_dir() {
+                sets.push(SharedSet {
+                    name: "lib".into(),
+                    c: paths::files_with_suffix(&lib, ".c")?,
+                    cxx: Vec::new(),
+                    dirs: vec![lib],
+                });
+            }
+            return Ok(sets);
+        }
+        for (name, config) in &self.manifest.sources {
+            let context = || {
+                format!(
+                    "in `[sources.{name}]` of `{}`",
+                    self.manifest_path().display()
+                )
+            };
+            let c = paths::glob_files(&self.root, &config.c).with_context(context)?;
+            let cxx = paths::glob_files(&self.root, &config.cxx).with_context(context)?;
+            let mut dirs: Vec<PathBuf> = Vec::new();
+            for file in c.iter().chain(&cxx) {
+                if let Some(dir) = file.parent() {
+                    if !dirs.iter().any(|d| d == dir) {
+                        dirs.push(dir.to_path_buf());
+                    }
+                }
+            }
+            sets.push(SharedSet {
+                name: name.clone(),
+                c,
+                cxx,
+                dirs,
+            });
+        }
+        Ok(sets)
+    }
+
+    /// The shared sets a probe links when its probe.toml does not say.
+    pub fn default_shared(&self) -> Vec<String> {
+        match &self.manifest.build.shared {
+            Some(names) => names.clone(),
+            None if self.manifest.sources.is_empty()
+                || self.manifest.sources.contains_key("lib") =>
+            {
+                vec!["lib".to_string()]
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// Every probe, sorted by name, each with its `probe.toml` read: read once per command.
+    pub fn probes(&self) -> Result<Vec<Probe>> {
+        let dir = self.probes_dir();
+        if !dir.is_dir() {
+            return Ok(Vec::new());
+        }
+        let mut probes = Vec::new();
+        let entries = std::fs::read_dir(dir)
+            .with_context(|| format!("failed to list `{}`", dir.display()))?;
+        for entry in entries {
+            let entry = entry.with_context(|| format!("failed to list `{}`", dir.display()))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path();
+            if name.starts_with('.') || !path.is_dir() || self.layout.skip.contains(&name) {
+                continue;
+            }
+            let is_probe = match &self.layout.probe_marker {
+                Some(marker) => path.join(marker).is_file(),
+                None => {
+                    !paths::files_with_suffix(&path, ".bpf.c")?.is_empty()
+                        || path.join(PROBE_CONFIG).is_file()
+                }
+            };
+            if is_probe {
+                probes.push(Probe::load(name, path)?);
+            }
+        }
+        probes.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(probes)
+    }
+}
+
+impl Layout {
+    fn resolve(root: &Path, manifest: &WorkspaceManifest) -> Layout {
+        let config = &manifest.layout;
+        let join = |relative: &str| normalize(&root.join(relative));
+        let include_dirs: Vec<PathBuf> = match &config.include {
+            Some(dirs) if !dirs.is_empty() => dirs.iter().map(|d| join(d)).collect(),
+            _ => vec![root.join("include")],
+        };
+        Layout {
+            probes_dir: join(config.probes.as_deref().unwrap_or("probes")),
+            probe_marker: config.probe_marker.clone(),
+            skip: config.skip.clone(),
+            kernel_header_dir: config
+                .kernel_header_dir
+                .as_deref()
+                .map(join)
+                .unwrap_or_else(|| include_dirs[0].clone()),
+            include_dirs,
+            check_meta: config.meta.unwrap_or(true),
+            ext_def: config.ext_def.unwrap_or(true),
+        }
+    }
+}
+
+/// `a/b/../c` → `a/c` without touching the filesystem (paths in commands and messages stay readable).
+pub fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_normalize_lexically() {
+        assert_eq!(normalize(Path::new("/a/b/../c/./d")), Path::new("/a/c/d"));
+        assert_eq!(normalize(Path::new("../x/../y")), Path::new("../y"));
+    }
+
+    #[test]
+    fn the_default_layout_is_what_init_creates() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(MARKER), "").unwrap();
+        let workspace = Workspace::load(dir.path()).unwrap();
+        assert_eq!(workspace.layout.probes_dir, dir.path().join("probes"));
+        assert_eq!(workspace.layout.include_dirs, [dir.path().join("include")]);
+        assert_eq!(
+            workspace.layout.kernel_header_dir,
+            dir.path().join("include")
+        );
+        assert!(workspace.layout.check_meta && workspace.layout.ext_def);
+        assert_eq!(workspace.default_shared(), ["lib"]);
+    }
+}

@@ -1,0 +1,404 @@
+//! One invocation, resolved once and dispatched: `Request` is what the command line asked for, whichever spelling
+//! (the old `build.sh` flags or subcommands); `Environment` is what the environment says (`VMLINUX_VER`,
+//! `BUILD_OPTS`, `EXTEND_PROBES`, `EBPF_PROBE_PCH`), read once; then the workspace is found (its configuration
+//! parsed once), the probes selected once, and the operations run in the fixed order
+//! check → clean → gen → build → install.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::build::{self, BuildOptions};
+use crate::check::{self, CheckOptions};
+use crate::cli::{
+    BuildArgs, CheckArgs, Cli, Command, GenArgs, InitArgs, InstallArgs, NewArgs, RunArgs,
+    UserlandArg,
+};
+use crate::core::selection;
+use crate::core::workspace::Workspace;
+use crate::generate::{self, GenOptions, KERNEL_BTF};
+use crate::install::{self, InstallDirs};
+use crate::kernel;
+use crate::run::RunOptions;
+use crate::scaffold::{self, Attach, NewOptions, Userland};
+
+/// Everything one invocation asked for, whichever spelling was used (no I/O yet).
+#[derive(Debug, Default)]
+pub struct Request {
+    pub directory: Option<PathBuf>,
+    pub verbose: bool,
+    /// `--libbpf`, unparsed: a relative path is resolved against the current directory in `run`.
+    pub libbpf: Option<String>,
+    pub check: Option<CheckArgs>,
+    pub clean: Option<Vec<String>>,
+    pub gen: Option<GenArgs>,
+    pub build: Option<BuildArgs>,
+    pub install: Option<InstallArgs>,
+    pub uninstall: Option<InstallArgs>,
+    pub new: Option<NewArgs>,
+    pub init: Option<InitArgs>,
+    pub run: Option<RunArgs>,
+    pub check_meta: Option<Vec<String>>,
+}
+
+impl Request {
+    pub fn from_cli(cli: Cli) -> Result<Request> {
+        if cli.command.is_some() && !cli.action_flags().is_empty() {
+            bail!(
+                "use either a subcommand or the build.sh-style flags ({}), not both",
+                cli.action_flags().join(", ")
+            );
+        }
+        let mut plan = Request {
+            directory: cli.directory,
+            verbose: cli.verbose,
+            libbpf: cli.libbpf,
+            ..Request::default()
+        };
+        if let Some(command) = cli.command {
+            match command {
+                Command::Check(args) => plan.check = Some(args),
+                Command::Gen(args) => plan.gen = Some(args),
+                Command::Build(args) => plan.build = Some(args),
+                Command::Clean(args) => plan.clean = Some(args.probes),
+                Command::Install(args) => plan.install = Some(args),
+                Command::Uninstall(args) => plan.uninstall = Some(args),
+                Command::New(args) => plan.new = Some(args),
+                Command::Init(args) => plan.init = Some(args),
+                Command::Run(args) => plan.run = Some(args),
+                Command::CheckMeta(args) => plan.check_meta = Some(args.probes),
+            }
+            return Ok(plan);
+        }
+        if cli.check {
+            plan.check = Some(CheckArgs {
+                fix: cli.fix,
+                json: cli.json,
+            });
+        }
+        plan.clean = cli.clean;
+        if cli.gen {
+            plan.gen = Some(GenArgs {
+                btf: cli.btf,
+                kernel_release: cli.kernel_release,
+            });
+        }
+        if let Some(probes) = cli.build {
+            plan.build = Some(BuildArgs {
+                probes,
+                debug: cli.debug,
+                jobs: cli.jobs,
+            });
+        }
+        if cli.install {
+            plan.install = Some(InstallArgs {
+                probes: Vec::new(),
+                bin_dir: crate::cli::DEFAULT_BIN_DIR.into(),
+                conf_dir: crate::cli::DEFAULT_CONF_DIR.into(),
+                meta_dir: crate::cli::DEFAULT_META_DIR.into(),
+                destdir: None,
+            });
+        }
+        Ok(plan)
+    }
+}
+
+/// The environment variables the old scripts read, parsed once.
+struct Environment {
+    /// `VMLINUX_VER`: build for this kernel instead of the running one.
+    kernel_release: Option<String>,
+    /// `BUILD_OPTS`, split with shell-word rules (`-DMSG="a b"` stays one word).
+    build_opts: Vec<String>,
+    /// `EXTEND_PROBES="a|b"`: probes left out.
+    exclude: Vec<String>,
+    /// `EBPF_PROBE_PCH=0` turns the precompiled kernel header off.
+    precompile_header: bool,
+}
+
+impl Environment {
+    fn read() -> Result<Environment> {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let kernel_release = match env("VMLINUX_VER") {
+            Some(release) => {
+                let release = release.trim().to_string();
+                validate_kernel_release(&release).context("invalid VMLINUX_VER")?;
+                Some(release)
+            }
+            None => None,
+        };
+        let build_opts = match env("BUILD_OPTS") {
+            Some(opts) => shell_words::split(&opts).map_err(|e| {
+                anyhow::anyhow!("BUILD_OPTS is not valid shell words ({e}): `{opts}`")
+            })?,
+            None => Vec::new(),
+        };
+        Ok(Environment {
+            kernel_release,
+            build_opts,
+            exclude: env("EXTEND_PROBES")
+                .map(|l| parse_probe_list(&l))
+                .unwrap_or_default(),
+            precompile_header: env("EBPF_PROBE_PCH").is_none_or(|v| v != "0"),
+        })
+    }
+
+    fn kernel_release(&self) -> Result<String> {
+        match &self.kernel_release {
+            Some(release) => Ok(release.clone()),
+            None => kernel::release(),
+        }
+    }
+}
+
+pub fn run(request: Request) -> Result<()> {
+    let environment = Environment::read()?;
+    let start_dir = match &request.directory {
+        Some(dir) => dir.clone(),
+        None => std::env::current_dir()?,
+    };
+    if let Some(args) = &request.init {
+        let dir = if args.dir.is_absolute() {
+            args.dir.clone()
+        } else {
+            start_dir.join(&args.dir)
+        };
+        let workspace = scaffold::init_workspace(&dir)?;
+        eprintln!(
+            "     Created workspace {} (next: `cd {} && ebpf-probe new myprobe`)",
+            workspace.root.display(),
+            args.dir.display()
+        );
+        return Ok(());
+    }
+    let needs_workspace = request.check_meta.is_some()
+        || request.clean.is_some()
+        || request.gen.is_some()
+        || request.build.is_some()
+        || request.install.is_some()
+        || request.uninstall.is_some()
+        || request.new.is_some()
+        || request.run.is_some();
+    // The check works anywhere; inside a workspace it keeps its helper build under .output/.check.
+    let workspace = match Workspace::find(&start_dir) {
+        Ok(ws) => Some(ws),
+        // `-C DIR new NAME` on an empty or missing directory starts a workspace there.
+        Err(_)
+            if request.new.is_some()
+                && request.directory.is_some()
+                && is_empty_or_missing(&start_dir) =>
+        {
+            let workspace = scaffold::init_workspace(&start_dir)?;
+            eprintln!("     Created workspace {}", workspace.root.display());
+            Some(workspace)
+        }
+        Err(e) if needs_workspace => return Err(e),
+        Err(_) => None,
+    };
+    let manifest_path = workspace.as_ref().map(Workspace::manifest_path);
+    let libbpf = crate::libbpf::resolve_policy(
+        request.libbpf.as_deref(),
+        &std::env::current_dir()?,
+        workspace
+            .as_ref()
+            .zip(manifest_path.as_deref())
+            .map(|(w, manifest)| (&w.manifest.libbpf, w.root.as_path(), manifest)),
+    )?;
+
+    if let Some(args) = &request.check {
+        let helper_dir = match &workspace {
+            Some(ws) => ws.check_output_dir(),
+            None => std::env::temp_dir().join(format!(
+                "ebpf-probe-check-{}",
+                kernel::effective_uid().unwrap_or(0)
+            )),
+        };
+        check::check(&CheckOptions {
+            fix: args.fix,
+            json: args.json,
+            helper_dir,
+            workspace_root: workspace.as_ref().map(|w| w.root.clone()),
+            libbpf: libbpf.clone(),
+            libbpf_config: workspace
+                .as_ref()
+                .map(|w| w.manifest.libbpf.clone())
+                .unwrap_or_default(),
+        })?;
+    }
+    let Some(workspace) = workspace else {
+        return Ok(());
+    };
+    if let Some(args) = &request.new {
+        let attach = Attach::parse(&args.attach)?;
+        let userland = match args.userland {
+            UserlandArg::C => Userland::C,
+            UserlandArg::Rust => Userland::Rust,
+        };
+        let dir = scaffold::new_probe(
+            &workspace,
+            &NewOptions {
+                name: args.name.clone(),
+                userland,
+                attach,
+                attach_spec: args.attach.clone(),
+                binary: args.binary.clone(),
+            },
+        )?;
+        eprintln!(
+            "     Created probe {} ({}); build it with `ebpf-probe -b {}`",
+            dir.display(),
+            args.attach,
+            args.name
+        );
+    }
+    if let Some(probes) = &request.check_meta {
+        let selection = selection::select(&workspace, probes, &[])?;
+        let files: Vec<_> = selection.metas.iter().flatten().collect();
+        let tables: usize = files.iter().map(|f| f.tables.len()).sum();
+        eprintln!(
+            "     Checked {} .meta file{} ({tables} tables): no errors",
+            files.len(),
+            if files.len() == 1 { "" } else { "s" }
+        );
+    }
+    if let Some(probes) = &request.clean {
+        crate::clean::clean(&workspace, probes)?;
+    }
+    if let Some(args) = &request.gen {
+        let kernel_release = match &args.kernel_release {
+            Some(r) => r.clone(),
+            None => kernel::release()?,
+        };
+        let options = GenOptions {
+            btf: args
+                .btf
+                .clone()
+                .unwrap_or_else(|| Path::new(KERNEL_BTF).to_path_buf()),
+            kernel_release,
+        };
+        let header = generate::generate_header(&workspace, &options)?;
+        eprintln!(
+            "   Generated {} (vmlinux.h → {})",
+            header.display(),
+            header.file_name().unwrap_or_default().to_string_lossy()
+        );
+    }
+    let build_options = |debug: bool, jobs: Option<usize>| -> Result<BuildOptions> {
+        let jobs = match jobs {
+            Some(0) => bail!("-j 0 builds nothing; give at least 1"),
+            Some(n) => n,
+            None => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+        };
+        Ok(BuildOptions {
+            debug,
+            jobs,
+            verbose: request.verbose,
+            kernel_release: environment.kernel_release()?,
+            libbpf: libbpf.clone(),
+            precompile_header: environment.precompile_header,
+            build_opts: environment.build_opts.clone(),
+        })
+    };
+    if let Some(args) = &request.build {
+        let selection = selection::select(&workspace, &args.probes, &environment.exclude)?;
+        build::build(
+            &workspace,
+            &selection,
+            &build_options(args.debug, args.jobs)?,
+        )?;
+    }
+    if let Some(args) = &request.install {
+        let selection = selection::select(&workspace, &args.probes, &[])?;
+        let built = build::build(&workspace, &selection, &build_options(false, None)?)?;
+        install::install(&workspace, &selection, &built, &install_dirs(args))?;
+    }
+    if let Some(args) = &request.uninstall {
+        install::uninstall(&args.probes, &install_dirs(args))?;
+    }
+    if let Some(args) = &request.run {
+        let selection = selection::select(&workspace, std::slice::from_ref(&args.probe), &[])?;
+        let built = build::build(&workspace, &selection, &build_options(false, None)?)?;
+        let tables: Vec<_> = selection
+            .metas_of(&args.probe)
+            .iter()
+            .flat_map(|m| m.tables.iter().cloned())
+            .collect();
+        let binary = &built.first().context("nothing was built")?.binary;
+        crate::run::run(
+            &args.probe,
+            binary,
+            &tables,
+            &RunOptions {
+                seconds: args.seconds,
+                args: args.args.clone(),
+            },
+        )?;
+    }
+    Ok(())
+}
+
+fn is_empty_or_missing(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .map(|mut entries| entries.next().is_none())
+        .unwrap_or(!dir.exists())
+}
+
+fn install_dirs(args: &InstallArgs) -> InstallDirs {
+    InstallDirs {
+        bin_dir: args.bin_dir.clone(),
+        conf_dir: args.conf_dir.clone(),
+        meta_dir: args.meta_dir.clone(),
+        destdir: args.destdir.clone(),
+    }
+}
+
+/// A kernel release names files (`linux_<release>.h`) and goes into `-DKER_RELEASE`: no `/`, no leading `.`,
+/// no whitespace or quotes.
+pub fn validate_kernel_release(release: &str) -> Result<()> {
+    if release.is_empty()
+        || release.len() > 128
+        || release.starts_with('.')
+        || release
+            .chars()
+            .any(|c| c == '/' || c == '"' || c == '\\' || c.is_whitespace() || c.is_control())
+    {
+        bail!(
+            "`{release}` is not a usable kernel release name (it names the file linux_<release>.h)"
+        );
+    }
+    Ok(())
+}
+
+/// `EXTEND_PROBES="a|b"` as the old scripts took it; spaces and commas also separate.
+pub fn parse_probe_list(list: &str) -> Vec<String> {
+    list.split(['|', ',', ' ', '\t'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.trim_end_matches('/').trim_start_matches("./").to_string())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_lists_split_like_the_old_scripts() {
+        assert_eq!(
+            parse_probe_list("stackprobe|ioprobe"),
+            ["stackprobe", "ioprobe"]
+        );
+        assert_eq!(parse_probe_list(" a, ./b/ |"), ["a", "b"]);
+        assert!(parse_probe_list("").is_empty());
+    }
+
+    #[test]
+    fn kernel_releases_must_be_plain_names() {
+        assert!(validate_kernel_release("6.1.0-28-amd64").is_ok());
+        assert!(validate_kernel_release("5.10.0/../../../x").is_err());
+        assert!(validate_kernel_release("..x").is_err());
+        assert!(validate_kernel_release("a b").is_err());
+        assert!(validate_kernel_release("").is_err());
+    }
+}
