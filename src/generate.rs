@@ -1,5 +1,6 @@
 //! `-g/--gen`: dump a kernel's BTF to `include/linux_<release>.h` with bpftool, include `ext_def.h`, link `vmlinux.h`.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -61,11 +62,102 @@ pub fn generate_header(workspace: &Workspace, options: &GenOptions) -> Result<Pa
         header
     };
 
+    let (header, guarded) = guard_enumerators(&header, &sdk_macros(&workspace.layout.include_dirs));
+    if !guarded.is_empty() {
+        eprintln!(
+            "note: {} enumerator{} of the kernel's BTF {} also #defined by the SDK headers; each is wrapped in              `#ifndef NAME` so the two do not clash: {}",
+            guarded.len(),
+            if guarded.len() == 1 { "" } else { "s" },
+            if guarded.len() == 1 { "is" } else { "are" },
+            guarded.join(", ")
+        );
+    }
+
     let include = workspace.kernel_header_dir();
     let target = include.join(header_name(release));
     paths::write_atomic(&target, header.as_bytes())?;
-    paths::symlink_atomic(Path::new(&header_name(release)), &include.join("vmlinux.h"))?;
+    let link = include.join("vmlinux.h");
+    let is_regular_file = std::fs::symlink_metadata(&link).is_ok_and(|m| m.file_type().is_file());
+    if is_regular_file {
+        // A committed dispatcher (gala-gopher's picks a per-arch header) or a hand-made header: the user's bytes.
+        eprintln!(
+            "note: kept `{}`, a regular file rather than our link, so it still decides which header the build              uses; to build with the new header, include `{}` from it, or move it away and run `-g` again",
+            link.display(),
+            header_name(release)
+        );
+    } else {
+        paths::symlink_atomic(Path::new(&header_name(release)), &link)?;
+    }
     Ok(target)
+}
+
+/// Macro names `#define`d by the headers directly in the SDK include dirs.
+fn sdk_macros(include_dirs: &[PathBuf]) -> BTreeSet<String> {
+    let mut macros = BTreeSet::new();
+    for dir in include_dirs {
+        for header in paths::files_with_suffix(dir, ".h").unwrap_or_default() {
+            let name = header.file_name().unwrap_or_default().to_string_lossy();
+            // ext_def.h is included after every kernel type and guards its own definitions.
+            if name == "vmlinux.h"
+                || name == "ext_def.h"
+                || name.starts_with("linux_")
+                || name.starts_with("vmlinux_")
+            {
+                continue;
+            }
+            let Ok(text) = std::fs::read(&header) else {
+                continue;
+            };
+            for line in String::from_utf8_lossy(&text).lines() {
+                let Some(rest) = line.trim_start().strip_prefix('#') else {
+                    continue;
+                };
+                let Some(rest) = rest.trim_start().strip_prefix("define") else {
+                    continue;
+                };
+                let name: String = rest
+                    .trim_start()
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                if !name.is_empty() {
+                    macros.insert(name);
+                }
+            }
+        }
+    }
+    macros
+}
+
+/// Wraps each enumerator line (`\tNAME = VALUE,`) whose name is one of `macros` in `#ifndef NAME … #endif`: a
+/// header that `#define`s it before including the kernel header would otherwise turn the line into `16 = 16,`
+/// (gala-gopher's `TASK_COMM_LEN` against a 6.x kernel's `enum { TASK_COMM_LEN = 16 }`).
+fn guard_enumerators(header: &str, macros: &BTreeSet<String>) -> (String, Vec<String>) {
+    if macros.is_empty() {
+        return (header.to_string(), Vec::new());
+    }
+    let mut out = String::with_capacity(header.len());
+    let mut guarded = Vec::new();
+    for line in header.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        let name: String = trimmed
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let is_enumerator = line.starts_with('\t')
+            && !name.is_empty()
+            && trimmed[name.len()..].trim_start().starts_with('=')
+            && trimmed.trim_end().ends_with(',');
+        if is_enumerator && macros.contains(&name) {
+            out.push_str(&format!("#ifndef {name}\n{line}#endif\n"));
+            if !guarded.contains(&name) {
+                guarded.push(name);
+            }
+        } else {
+            out.push_str(line);
+        }
+    }
+    (out, guarded)
 }
 
 /// Puts `#include "ext_def.h"` just before the header guard's final `#endif`, as the old gen script's
@@ -95,5 +187,17 @@ mod tests {
             "{out}"
         );
         assert_eq!(insert_ext_def("no guard"), None);
+    }
+
+    #[test]
+    fn enumerators_the_sdk_defines_are_guarded() {
+        let header = "enum {\n\tTASK_COMM_LEN = 16,\n\tOTHER = 2,\n};\nstruct s {\n\tint TASK_COMM_LEN;\n};\n";
+        let macros: BTreeSet<String> = ["TASK_COMM_LEN".to_string()].into();
+        let (out, guarded) = guard_enumerators(header, &macros);
+        assert_eq!(guarded, ["TASK_COMM_LEN"]);
+        assert_eq!(
+            out,
+            "enum {\n#ifndef TASK_COMM_LEN\n\tTASK_COMM_LEN = 16,\n#endif\n\tOTHER = 2,\n};\nstruct s {\n\tint TASK_COMM_LEN;\n};\n"
+        );
     }
 }

@@ -48,6 +48,8 @@ pub struct Compiler {
     /// `-I` for the selected libbpf's headers (empty for the system one), before any system dir.
     libbpf_includes: Vec<String>,
     libbpf_link: Vec<String>,
+    /// The selected libbpf's version (for hints when a program needs a newer one).
+    libbpf_version: Option<crate::toolchain::Version>,
     /// The kernel header BPF programs include (`include/vmlinux.h`), when there is one.
     kernel_header: Option<KernelHeader>,
     verbose: bool,
@@ -162,6 +164,7 @@ impl Compiler {
                 .map(|d| format!("-I{}", d.display()))
                 .collect(),
             libbpf_link: settings.libbpf.link_args(),
+            libbpf_version: settings.libbpf.version,
             kernel_header,
             verbose: settings.verbose,
             output: settings.output.clone(),
@@ -333,6 +336,38 @@ impl Compiler {
             }
             (result, _) => result,
         }
+        .map_err(|e| match self.libbpf_too_old_for(&format!("{e:#}")) {
+            Some(hint) => e.context(hint),
+            None => e,
+        })
+    }
+
+    /// When clang failed on a name the selected libbpf is too old to declare, what to do about it.
+    fn libbpf_too_old_for(&self, error: &str) -> Option<String> {
+        let (name, release) = NEWER_LIBBPF_NAMES.iter().find(|(name, _)| {
+            [
+                format!("undeclared identifier '{name}'"),
+                format!("implicit declaration of function '{name}'"),
+                format!("unknown type name '{name}'"),
+            ]
+            .iter()
+            .any(|pattern| error.contains(pattern.as_str()))
+        })?;
+        let have = match self.libbpf_version {
+            Some(v) if (v.0, v.1) >= *release => return None,
+            Some(v) => format!("libbpf {}.{}", v.0, v.1),
+            None => "a libbpf of unknown version".to_string(),
+        };
+        Some(format!(
+            "`{name}` comes with libbpf {}.{}, and this build uses {have}: build with `--libbpf pinned` (libbpf {}) \
+             or install a newer libbpf",
+            release.0,
+            release.1,
+            {
+                let v = crate::libbpf::pin::embedded().version;
+                format!("{}.{}.{}", v.0, v.1, v.2)
+            }
+        ))
     }
 
     fn bpf_object_with(
@@ -599,6 +634,18 @@ fn fnv1a(bytes: &[u8]) -> u64 {
         (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
     })
 }
+
+/// Names BPF programs use that older libbpf headers lack, with the libbpf release that added them.
+const NEWER_LIBBPF_NAMES: [(&str, (u32, u32)); 8] = [
+    ("BPF_UPROBE", (1, 2)),
+    ("BPF_URETPROBE", (1, 2)),
+    ("bpf_ksym_exists", (1, 2)),
+    ("bpf_for", (1, 2)),
+    ("bpf_for_each", (1, 2)),
+    ("bpf_repeat", (1, 2)),
+    ("__arg_ctx", (1, 4)),
+    ("__arg_nonnull", (1, 4)),
+];
 
 /// `NAME=VALUE` → `-DNAME=VALUE`.
 pub fn define_flags(defines: &[String]) -> Vec<String> {
