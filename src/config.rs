@@ -166,6 +166,8 @@ pub fn run(plan: Plan) -> Result<()> {
                 Some(ws) => ws.config()?.libbpf,
                 None => Default::default(),
             },
+            // No workspace configuration names extra libraries yet, so no `workspace libraries` section.
+            extra_libs: Vec::new(),
         })?;
     }
     let Some(workspace) = workspace else {
