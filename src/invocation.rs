@@ -212,7 +212,12 @@ pub fn run(request: Request) -> Result<()> {
                 kernel::effective_uid().unwrap_or(0)
             )),
         };
+        let extra_libs = match &workspace {
+            Some(ws) => ws.named_libraries(&ws.probes()?),
+            None => Vec::new(),
+        };
         check::check(&CheckOptions {
+            extra_libs,
             fix: args.fix,
             json: args.json,
             helper_dir,

@@ -491,7 +491,7 @@ impl Compiler {
             anyhow::anyhow!(
                 "cannot compile C++ source `{}`: {e} (install g++: {})",
                 self.shown(source).display(),
-                crate::toolchain::install_hint("g++")
+                crate::toolchain::install_hint("stdc++")
             )
         })?;
         let flags: Vec<String> = self

@@ -179,6 +179,51 @@ impl Workspace {
         }
     }
 
+    /// The libraries the configuration names beyond the ones every build needs (libbpf, libelf, zlib, pthread):
+    /// `[build] libs`, each probe's `libs`, `stdc++` for C++ sources, `jni` for a `jni = true` library. Linker
+    /// names, as `--check` looks them up.
+    pub fn named_libraries(&self, probes: &[Probe]) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        let mut add = |name: &str| {
+            let name = name.strip_prefix("-l").unwrap_or(name);
+            let is_plain = !name.is_empty()
+                && !name.starts_with('-')
+                && !name.contains('/')
+                && !["bpf", "elf", "z", "pthread", "c", "m", "dl", "rt"].contains(&name);
+            if is_plain && !names.iter().any(|n| n == name) {
+                names.push(name.to_string());
+            }
+        };
+        for lib in &self.manifest.build.libs {
+            add(lib);
+        }
+        if self
+            .manifest
+            .sources
+            .values()
+            .any(|set| !set.cxx.is_empty())
+        {
+            add("stdc++");
+        }
+        for probe in probes {
+            for lib in &probe.config.libs {
+                add(lib);
+            }
+            if probe
+                .config
+                .cxx_sources
+                .as_ref()
+                .is_some_and(|c| !c.is_empty())
+            {
+                add("stdc++");
+            }
+            if probe.config.library.iter().any(|l| l.jni) {
+                add("jni");
+            }
+        }
+        names
+    }
+
     /// Every probe, sorted by name, each with its `probe.toml` read: read once per command.
     pub fn probes(&self) -> Result<Vec<Probe>> {
         let dir = self.probes_dir();

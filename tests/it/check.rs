@@ -75,6 +75,13 @@ fn check_reports_this_machine_correctly() {
         find(&json, "tracepoint")["ok"],
         Path::new("/sys/kernel/tracing/events").is_dir()
     );
+    // A workspace that names no extra libraries gets no section for them.
+    assert!(
+        rows(&json)
+            .iter()
+            .all(|r| r["section"] != "workspace libraries"),
+        "{json:#}"
+    );
 }
 
 #[test]

@@ -1,0 +1,114 @@
+//! The `tools` section: clang (and its minimum version), llvm-strip, bpftool (with `gen skeleton`), cc, make.
+
+use super::fix::FixAction;
+use super::{Host, Row};
+use crate::tool::{self, Cmd, ToolKind};
+use crate::toolchain::{parse_bpftool_version, parse_clang_version, Version, MIN_CLANG_MAJOR};
+
+pub struct Tools {
+    pub rows: Vec<Row>,
+    /// The libbpf bpftool was built on, which its skeletons may expect (the `skeleton/libbpf` row).
+    pub bpftool_libbpf: Option<Version>,
+}
+
+pub fn rows(host: &Host) -> Tools {
+    let clang = clang_row(host).with_action(FixAction::install("clang"));
+    let llvm_strip = simple_tool_row(ToolKind::LlvmStrip, "llvm-strip", true, host)
+        .with_action(FixAction::install("llvm-strip"));
+    let (bpftool, bpftool_libbpf) = bpftool_row(host);
+    let bpftool = bpftool.with_action(FixAction::install("bpftool"));
+    let cc = simple_tool_row(ToolKind::Cc, "cc", true, host).with_action(FixAction::install("cc"));
+    let make = simple_tool_row(ToolKind::Make, "make", false, host)
+        .with_action(FixAction::install("make"));
+    Tools {
+        rows: vec![clang, llvm_strip, bpftool, cc, make],
+        bpftool_libbpf,
+    }
+}
+
+fn clang_row(host: &Host) -> Row {
+    let r = Row::new("tools", "clang", true);
+    let clang = match tool::find(ToolKind::Clang) {
+        Err(e) => return r.fail(e.to_string(), host.install_command("clang")),
+        Ok(clang) => clang,
+    };
+    match parse_clang_version(&tool_output(&clang, &["--version"])) {
+        Some(v) if v.0 >= MIN_CLANG_MAJOR => r.pass(format!("{v} ({})", clang.program.display())),
+        Some(v) => r.fail(
+            format!(
+                "{v} ({}) is older than {MIN_CLANG_MAJOR}",
+                clang.program.display()
+            ),
+            format!(
+                "{}, or set CLANG to a clang >= {MIN_CLANG_MAJOR}",
+                host.install_command("clang")
+            ),
+        ),
+        None => r.fail(
+            format!("{} printed no clang version", clang.program.display()),
+            "set CLANG to a working clang",
+        ),
+    }
+}
+
+/// The bpftool row, and the libbpf version bpftool reports it was built on.
+fn bpftool_row(host: &Host) -> (Row, Option<Version>) {
+    let r = Row::new("tools", "bpftool", true);
+    let bpftool = match tool::find(ToolKind::Bpftool) {
+        Err(e) => return (r.fail(e.to_string(), host.install_command("bpftool")), None),
+        Ok(bpftool) => bpftool,
+    };
+    let (version, libbpf) = parse_bpftool_version(&tool_output(&bpftool, &["version"]));
+    let has_skeleton = tool_output(&bpftool, &["gen", "help"]).contains("skeleton");
+    let described = format!(
+        "{}{} ({})",
+        version
+            .map(|v| format!("v{v}"))
+            .unwrap_or_else(|| "unknown version".into()),
+        libbpf
+            .map(|l| format!(", libbpf {}.{}", l.0, l.1))
+            .unwrap_or_default(),
+        bpftool.program.display()
+    );
+    let row = if has_skeleton {
+        r.pass(format!("{described}, has `gen skeleton`"))
+    } else {
+        r.fail(
+            format!("{described} lacks `gen skeleton`"),
+            host.install_command("bpftool"),
+        )
+    };
+    (row, libbpf)
+}
+
+/// A tool that only has to be there: the row shows its version line and where it was found.
+fn simple_tool_row(kind: ToolKind, name: &'static str, required: bool, host: &Host) -> Row {
+    let r = Row::new("tools", name, required);
+    match tool::find(kind) {
+        Err(e) => r.fail(e.to_string(), host.install_command(name)),
+        Ok(found) => {
+            let text = tool_output(&found, &["--version"]);
+            // `llvm-strip --version` opens with a banner; the line naming a version is the useful one.
+            let version = text
+                .lines()
+                .find(|l| l.contains("version") || l.contains("Make"))
+                .or_else(|| text.lines().next())
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            r.pass(format!("{version} ({})", found.program.display()))
+        }
+    }
+}
+
+/// stdout and stderr together; empty when the tool cannot be started.
+fn tool_output(tool: &tool::Tool, args: &[&str]) -> String {
+    match Cmd::new(tool).args(args).output() {
+        Ok(out) => format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(_) => String::new(),
+    }
+}
