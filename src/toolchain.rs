@@ -325,3 +325,51 @@ pub fn jni_include_dirs() -> Result<Vec<PathBuf>> {
     }
     Ok(vec![include.clone(), include.join("linux")])
 }
+
+/// The C++ standard library's include dirs (`/usr/include/c++/<N>` and its per-target dir, Debian's
+/// `/usr/include/<multiarch>/c++/<N>` or openEuler's `/usr/include/c++/<N>/<arch>-<vendor>-linux`), for C sources
+/// that include `<cxxabi.h>`. The highest installed version; empty when there is none.
+pub fn cxx_library_include_dirs() -> Vec<PathBuf> {
+    let base = Path::new("/usr/include/c++");
+    let newest = std::fs::read_dir(base)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            parse_version(&name).map(|v| (v, name))
+        })
+        .max_by_key(|(v, _)| *v);
+    let Some((_, version)) = newest else {
+        return Vec::new();
+    };
+    let mut dirs = vec![base.join(&version)];
+    let machine = crate::kernel::machine();
+    if let Ok(entries) = std::fs::read_dir(Path::new("/usr/include")) {
+        let mut targets: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path().join("c++").join(&version))
+            .filter(|d| {
+                d.is_dir()
+                    && d.to_string_lossy()
+                        .starts_with(&format!("/usr/include/{machine}-"))
+            })
+            .collect();
+        targets.sort();
+        dirs.extend(targets);
+    }
+    if let Ok(entries) = std::fs::read_dir(base.join(&version)) {
+        let mut targets: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|d| {
+                d.is_dir()
+                    && d.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{machine}-")))
+            })
+            .collect();
+        targets.sort();
+        dirs.extend(targets);
+    }
+    dirs
+}

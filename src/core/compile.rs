@@ -41,6 +41,8 @@ pub struct Compiler {
     /// `-isystem DIR` pairs for userland compiles.
     system_includes: Vec<String>,
     workspace_libs: Vec<String>,
+    /// `-idirafter` the C++ library's dirs for C compiles (`[build] cxx_headers_in_c`).
+    c_after_includes: Vec<String>,
     ldflags: Vec<String>,
     /// The C++ compiler, found when the workspace has C++ sources; its absence is an error only for them.
     cxx: Result<crate::tool::Tool, String>,
@@ -142,6 +144,14 @@ impl Compiler {
                 .iter()
                 .flat_map(|dir| ["-isystem".to_string(), dir.clone()])
                 .collect(),
+            c_after_includes: if build.cxx_headers_in_c {
+                toolchain::cxx_library_include_dirs()
+                    .iter()
+                    .flat_map(|d| ["-idirafter".to_string(), d.display().to_string()])
+                    .collect()
+            } else {
+                Vec::new()
+            },
             workspace_libs: link_flags(&build.libs),
             ldflags: build.ldflags.clone(),
             cxx,
@@ -472,7 +482,7 @@ impl Compiler {
             .collect();
         self.user_object(
             (&self.toolchain.cc, &self.cc_identity),
-            &flags,
+            (&flags, &self.c_after_includes),
             (source, object),
             include_dirs,
             extra_flags,
@@ -502,7 +512,7 @@ impl Compiler {
             .collect();
         self.user_object(
             (cxx, &self.cxx_identity),
-            &flags,
+            (&flags, &[]),
             (source, object),
             include_dirs,
             extra_flags,
@@ -512,7 +522,7 @@ impl Compiler {
     fn user_object(
         &self,
         (compiler, identity): (&crate::tool::Tool, &str),
-        workspace_flags: &[String],
+        (workspace_flags, after_includes): (&[String], &[String]),
         (source, object): (&Path, &Path),
         include_dirs: &[PathBuf],
         extra_flags: &[String],
@@ -527,6 +537,7 @@ impl Compiler {
                 .args(self.include_flags(include_dirs))
                 .args(&self.libbpf_includes)
                 .args(&self.system_includes)
+                .args(after_includes)
                 .args(extra_flags)
                 .args(&self.build_opts)
                 .args(["-MD", "-MF"])

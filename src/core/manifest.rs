@@ -74,6 +74,10 @@ pub struct BuildConfig {
     pub ldflags: Vec<String>,
     /// The shared source sets a probe links when its probe.toml does not say (default: `lib` when it exists).
     pub shared: Option<Vec<String>>,
+    /// C sources include C++ library headers (`<cxxabi.h>`): the C++ library's include dirs, found by the tool, go
+    /// after every other dir of userland C compiles (gala-gopher's `CXXABI_INCLUDE_DIR`).
+    #[serde(default)]
+    pub cxx_headers_in_c: bool,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -198,6 +202,7 @@ mod tests {
             libs = ["config"]
             ldflags = ["-Wl,-z,now"]
             shared = ["lib", "common"]
+            cxx_headers_in_c = true
             [sources.common]
             c = ["../../../common/*.c"]
             cxx = ["../../../common/*.cpp"]
