@@ -14,13 +14,14 @@ use crate::cli::{
     BuildArgs, CheckArgs, Cli, Command, GenArgs, InitArgs, InstallArgs, NewArgs, RunArgs,
     UserlandArg,
 };
+use crate::core::probe::Userland;
 use crate::core::selection;
 use crate::core::workspace::Workspace;
 use crate::generate::{self, GenOptions, KERNEL_BTF};
 use crate::install::{self, InstallDirs};
 use crate::kernel;
 use crate::run::RunOptions;
-use crate::scaffold::{self, Attach, NewOptions, Userland};
+use crate::scaffold::{self, Attach, NewOptions};
 
 /// Everything one invocation asked for, whichever spelling was used (no I/O yet).
 #[derive(Debug, Default)]
@@ -330,7 +331,7 @@ pub fn run(request: Request) -> Result<()> {
             .flat_map(|m| m.tables.iter().cloned())
             .collect();
         let binary = &built.first().context("nothing was built")?.binary;
-        crate::run::run(
+        crate::run::run_probe(
             &args.probe,
             binary,
             &tables,

@@ -16,7 +16,12 @@ pub struct RunOptions {
     pub args: Vec<String>,
 }
 
-pub fn run(probe_name: &str, binary: &Path, tables: &[Table], options: &RunOptions) -> Result<()> {
+pub fn run_probe(
+    probe_name: &str,
+    binary: &Path,
+    tables: &[Table],
+    options: &RunOptions,
+) -> Result<()> {
     let cmd = Cmd::program(binary).args(&options.args);
     let mut child = cmd.spawn_reading_stdout()?;
     let stdout = child

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use crate::core::probe::Userland;
 use crate::core::workspace::{Workspace, MARKER};
 use crate::embedded;
 use crate::paths;
@@ -14,12 +15,6 @@ use crate::tool::{self, Cmd, ToolKind};
 
 /// gala-gopher's IMDB keeps table names in 32 bytes with the NUL; the probe name is the table name.
 pub const MAX_NAME_LEN: usize = 31;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Userland {
-    C,
-    Rust,
-}
 
 /// Where the generated probe attaches.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use crate::core::compile::{set_executable, Compiler, CompilerSettings};
 use crate::core::graph::{self, Status};
 use crate::core::probe::{Probe, Userland};
-use crate::core::progress::{Output, Progress};
+use crate::core::progress::{Console, Progress};
 use crate::core::selection::Selection;
 use crate::core::workspace::Workspace;
 use crate::core::{header, lock};
@@ -62,7 +62,7 @@ pub fn build(
     remove_abandoned_temp_files(&workspace.output_dir());
     let kernel_header = header::select_vmlinux_header(workspace, &options.kernel_release)?;
     let libbpf = crate::libbpf::select(&workspace.manifest.libbpf, &options.libbpf, options.jobs)?;
-    let output = Output::detect();
+    let output = Console::detect();
     let compiler = Compiler::new(&CompilerSettings {
         libbpf: &libbpf,
         root: &workspace.root,
@@ -170,7 +170,7 @@ struct RunContext<'a> {
     probes: &'a [Probe],
     compiler: &'a Compiler,
     skelgen: Option<&'a std::path::Path>,
-    output: &'a Output,
+    output: &'a Console,
     jobs: usize,
 }
 
@@ -179,7 +179,7 @@ fn run_plan(plan: &Plan, context: &RunContext) -> Vec<Status> {
     // One line per worker that can be busy: the graph starts no more workers than there are steps.
     let workers = context.jobs.clamp(1, plan.nodes.len().max(1));
     let progress = Progress::new(context.output, plan.nodes.len(), workers);
-    graph::run(
+    graph::run_graph(
         &plan.nodes,
         context.jobs,
         |_, step, worker| {

@@ -49,7 +49,7 @@ pub fn test_attach_kinds(
         state_dir: dir,
         kernel_release,
         kernel_header: None,
-        output: crate::core::progress::Output::plain(),
+        output: crate::core::progress::Console::plain(),
         debug: false,
         build_opts: &[],
         build: &Default::default(),

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 
 use crate::core::fresh;
 use crate::core::manifest::BuildConfig;
-use crate::core::progress::Output;
+use crate::core::progress::Console;
 use crate::kernel::{self, KernelVersion};
 use crate::libbpf::Libbpf;
 use crate::tool::Cmd;
@@ -55,7 +55,7 @@ pub struct Compiler {
     /// The kernel header BPF programs include (`include/vmlinux.h`), when there is one.
     kernel_header: Option<KernelHeader>,
     verbose: bool,
-    output: Output,
+    output: Console,
 }
 
 struct KernelHeader {
@@ -81,7 +81,7 @@ pub struct CompilerSettings<'a> {
     /// `[build]` of `ebpf-probe.toml`.
     pub build: &'a BuildConfig,
     pub verbose: bool,
-    pub output: Output,
+    pub output: Console,
 }
 
 /// The kernel header compiled once by clang (`-x c-header`) and used by every BPF compile with the same flags:

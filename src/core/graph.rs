@@ -37,7 +37,7 @@ struct State {
 /// Runs every step with `execute(index, step, worker)`, which returns whether it did work (`Ok(false)`: fresh).
 /// `finished` is told of each step's outcome as it happens (skips included), on the worker that settled it.
 /// Returns the statuses in step order.
-pub fn run<T: Sync>(
+pub fn run_graph<T: Sync>(
     nodes: &[Node<T>],
     jobs: usize,
     execute: impl Fn(usize, &T, usize) -> anyhow::Result<bool> + Sync,
@@ -177,7 +177,7 @@ mod tests {
         ];
         let order = Mutex::new(Vec::new());
         let reported = AtomicUsize::new(0);
-        let statuses = run(
+        let statuses = run_graph(
             &nodes,
             3,
             |_, step, _| {
@@ -209,7 +209,7 @@ mod tests {
         let nodes: Vec<_> = (0..4).map(|_| node("sleep", &[])).collect();
         let running = AtomicUsize::new(0);
         let most = AtomicUsize::new(0);
-        run(
+        run_graph(
             &nodes,
             2,
             |_, _, _| {
@@ -227,7 +227,7 @@ mod tests {
     #[test]
     fn a_panicking_step_fails_instead_of_hanging_the_build() {
         let nodes = [node("boom", &[]), node("after", &[0]), node("other", &[])];
-        let statuses = run(
+        let statuses = run_graph(
             &nodes,
             2,
             |_, step, _| {
@@ -248,6 +248,6 @@ mod tests {
     #[test]
     fn an_empty_graph_runs_nothing() {
         let nodes: Vec<Node<()>> = Vec::new();
-        assert!(run(&nodes, 4, |_, _, _| Ok(true), |_, _| {}).is_empty());
+        assert!(run_graph(&nodes, 4, |_, _, _| Ok(true), |_, _| {}).is_empty());
     }
 }

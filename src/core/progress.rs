@@ -8,28 +8,28 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Where build messages are printed; cloned into everything that prints while bars may be drawn.
 #[derive(Clone)]
-pub struct Output {
+pub struct Console {
     bars: Option<MultiProgress>,
 }
 
-impl Output {
+impl Console {
     /// Bars when stderr is a terminal (and `TERM` is not `dumb`), plain lines otherwise.
-    pub fn detect() -> Output {
+    pub fn detect() -> Console {
         let terminal = std::io::stderr().is_terminal()
             && std::env::var("TERM").map_or(true, |term| term != "dumb");
         if terminal {
-            Output {
+            Console {
                 bars: Some(MultiProgress::with_draw_target(
                     ProgressDrawTarget::stderr_with_hz(10),
                 )),
             }
         } else {
-            Output::plain()
+            Console::plain()
         }
     }
 
-    pub fn plain() -> Output {
-        Output { bars: None }
+    pub fn plain() -> Console {
+        Console { bars: None }
     }
 
     /// Prints `text` (one or more lines) to stderr, above the bars when they are drawn.
@@ -48,13 +48,13 @@ impl Output {
 }
 
 pub struct Progress {
-    output: Output,
+    output: Console,
     overall: Option<ProgressBar>,
     workers: Vec<ProgressBar>,
 }
 
 impl Progress {
-    pub fn new(output: &Output, steps: usize, jobs: usize) -> Progress {
+    pub fn new(output: &Console, steps: usize, jobs: usize) -> Progress {
         let Some(bars) = &output.bars else {
             return Progress {
                 output: output.clone(),
