@@ -12,7 +12,8 @@ use crate::workspace::Workspace;
 /// Checks the named probes' meta (all probes' when none are named); prints every diagnostic to stderr.
 pub fn check_meta(workspace: &Workspace, probe_names: &[String]) -> Result<Vec<MetaFile>> {
     let selected = workspace.select_probes(probe_names, &[])?;
-    let mut files: Vec<(PathBuf, String)> = Vec::new();
+    // Bytes: libconfig, and so gala-gopher, accepts strings and comments that are not UTF-8.
+    let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
     let mut selected_paths = Vec::new();
     // Every probe takes part, because a table name must be unique in the meta directory it is installed into.
     for probe in workspace.probes()? {
@@ -32,7 +33,7 @@ pub fn check_meta(workspace: &Workspace, probe_names: &[String]) -> Result<Vec<M
             if is_selected {
                 selected_paths.push(shown.clone());
             }
-            files.push((shown, paths::read_to_string(&path)?));
+            files.push((shown, paths::read(&path)?));
         }
     }
     let (parsed, diagnostics) = meta::check_files(&files);

@@ -85,7 +85,7 @@ pub fn generate(
     }
     let mut tables = Vec::new();
     for path in paths::files_with_suffix(&probe.dir, ".meta")? {
-        let (parsed, _) = meta::check_file(&path, &paths::read_to_string(&path)?);
+        let (parsed, _) = meta::check_file(&path, &paths::read(&path)?);
         tables.extend(parsed.into_iter().flat_map(|m| m.tables));
     }
     if tables.is_empty() {
