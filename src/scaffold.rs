@@ -340,7 +340,7 @@ fn add_rust_workspace_member(workspace: &Workspace, member: &str) -> Result<()> 
     if !cargo_toml.exists() {
         let text = format!(
             "# Cargo workspace of this probe tree's Rust userlands and the ebpf-probe Rust SDK (written by `ebpf-probe new`).\n\
-             [workspace]\nmembers = [\"sdk/rust\", \"sdk/skelgen\", \"{member}\"]\nresolver = \"2\"\n\n\
+             [workspace]\nmembers = [\"sdk/libconfig\", \"sdk/rust\", \"sdk/skelgen\", \"{member}\"]\nresolver = \"2\"\n\n\
              [workspace.dependencies]\n# libbpf-cargo generates the skeletons libbpf-rs loads: the same exact version.\n\
              libbpf-rs = \"=0.27.2\"\nlibbpf-cargo = \"=0.27.2\"\nlibc = \"0.2\"\n"
         );

@@ -70,14 +70,12 @@ pub fn select(workspace: &Workspace, names: &[String], exclude: &[String]) -> Re
         let metas = probes.iter().map(|_| Vec::new()).collect();
         return Ok(Selection { probes, metas });
     }
-    let mut files: Vec<(PathBuf, String)> = Vec::new();
+    // Bytes: libconfig, and so gala-gopher, accepts strings and comments that are not UTF-8.
+    let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
     let mut owners: Vec<String> = Vec::new();
     for probe in &all {
         for path in probe.meta_files()? {
-            files.push((
-                workspace_relative(workspace, &path),
-                paths::read_to_string(&path)?,
-            ));
+            files.push((workspace_relative(workspace, &path), paths::read(&path)?));
             owners.push(probe.name.clone());
         }
     }

@@ -140,8 +140,9 @@ pub struct MetaTable {
 }
 
 impl MetaTable {
-    /// Finds `table` in the text of a `.meta` file (gala-gopher's libconfig format). The scan is small and
-    /// forgiving, meant for well-formed files: `ebpf-probe -b` validates them fully at build time.
+    /// Finds `table` in the text of a `.meta` file (gala-gopher's libconfig format), read with the same reader
+    /// `ebpf-probe` validates the files with at build time, so a file it accepted reads the same here; a
+    /// syntax error is reported with its line and column.
     pub fn from_meta(meta_text: &str, table: &str) -> Result<MetaTable, LineError> {
         meta::find_table(meta_text, table)
     }

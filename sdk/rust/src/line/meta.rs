@@ -1,80 +1,49 @@
-//! A small reader for gala-gopher's libconfig `.meta` files: just enough to find a table's name and its
-//! fields' names, in order. `ebpf-probe -b` validates the files fully; this only has to read good ones.
+//! Finds one table of a gala-gopher `.meta` file, read with the libconfig reader `ebpf-probe` checks the
+//! files with (`ebpf_probe_libconfig`), so a file that passes `ebpf-probe -b` always reads here the same way.
+
+use std::borrow::Cow;
+
+use ebpf_probe_libconfig::{find_setting, Node, Setting, Value};
 
 use super::{LineError, MetaTable};
-
-/// A libconfig value. Scalars keep their text (string contents, or the raw number/boolean token).
-#[derive(Debug)]
-enum Value {
-    Scalar(String),
-    /// `{ name: value; … }`
-    Group(Vec<(String, Value)>),
-    /// `( value, … )` and `[ value, … ]`
-    List(Vec<Value>),
-}
-
-impl Value {
-    fn get(&self, name: &str) -> Option<&Value> {
-        match self {
-            Value::Group(settings) => settings.iter().find(|(n, _)| n == name).map(|(_, v)| v),
-            _ => None,
-        }
-    }
-
-    fn as_str(&self) -> Option<&str> {
-        match self {
-            Value::Scalar(text) => Some(text),
-            _ => None,
-        }
-    }
-
-    fn as_list(&self) -> Option<&[Value]> {
-        match self {
-            Value::List(items) => Some(items),
-            _ => None,
-        }
-    }
-}
 
 pub(super) fn find_table(meta_text: &str, table: &str) -> Result<MetaTable, LineError> {
     let error = |message: String| LineError::Meta {
         table: table.to_string(),
         message,
     };
-    let root = Parser::new(meta_text)
-        .map_err(error)?
-        .parse()
-        .map_err(error)?;
-    let measurements = root
-        .get("measurements")
-        .and_then(Value::as_list)
+    let document =
+        ebpf_probe_libconfig::parse(meta_text.as_bytes()).map_err(|e| error(e.to_string()))?;
+    let measurements = find_setting(&document.settings, "measurements")
+        .and_then(|setting| elements(&setting.node.value))
         .ok_or_else(|| error("it has no `measurements` list".to_string()))?;
     let mut tables = Vec::new();
     for measurement in measurements {
-        let Some(name) = measurement.get("table_name").and_then(Value::as_str) else {
+        let Some(settings) = group(measurement) else {
+            continue;
+        };
+        let Some(name) = string(settings, "table_name") else {
             continue;
         };
         if name != table {
-            tables.push(name.to_string());
+            tables.push(name.into_owned());
             continue;
         }
-        let fields = measurement
-            .get("fields")
-            .and_then(Value::as_list)
+        let fields = find_setting(settings, "fields")
+            .and_then(|setting| elements(&setting.node.value))
             .ok_or_else(|| error("the table has no `fields` list".to_string()))?;
         let names = fields
             .iter()
             .enumerate()
             .map(|(index, field)| {
-                field
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
+                group(field)
+                    .and_then(|settings| string(settings, "name"))
+                    .map(Cow::into_owned)
                     .ok_or_else(|| error(format!("field {} of the table has no `name`", index + 1)))
             })
             .collect::<Result<Vec<String>, LineError>>()?;
         return Ok(MetaTable {
-            name: name.to_string(),
+            name: name.into_owned(),
             fields: names,
         });
     }
@@ -84,204 +53,27 @@ pub(super) fn find_table(meta_text: &str, table: &str) -> Result<MetaTable, Line
     })
 }
 
-#[derive(Debug, Clone, PartialEq)]
-enum Token {
-    /// A setting name, number or boolean.
-    Word(String),
-    /// A string's contents (escapes decoded, adjacent strings joined, as libconfig does).
-    Str(String),
-    /// One of `{ } ( ) [ ] : = , ;`
-    Punct(char),
-}
-
-struct Parser {
-    tokens: Vec<(Token, usize)>,
-    position: usize,
-}
-
-impl Parser {
-    fn new(text: &str) -> Result<Parser, String> {
-        Ok(Parser {
-            tokens: tokenize(text)?,
-            position: 0,
-        })
-    }
-
-    fn parse(mut self) -> Result<Value, String> {
-        let settings = self.settings(None)?;
-        Ok(Value::Group(settings))
-    }
-
-    fn peek(&self) -> Option<&Token> {
-        self.tokens.get(self.position).map(|(token, _)| token)
-    }
-
-    fn line(&self) -> usize {
-        self.tokens
-            .get(self.position)
-            .or(self.tokens.last())
-            .map_or(1, |(_, line)| *line)
-    }
-
-    fn next(&mut self) -> Option<Token> {
-        let token = self
-            .tokens
-            .get(self.position)
-            .map(|(token, _)| token.clone());
-        self.position += 1;
-        token
-    }
-
-    /// `name (:|=) value [;|,]` until `end` (or the end of the text for the top level).
-    fn settings(&mut self, end: Option<char>) -> Result<Vec<(String, Value)>, String> {
-        let mut settings = Vec::new();
-        loop {
-            match (self.peek(), end) {
-                (None, None) => return Ok(settings),
-                (None, Some(end)) => return Err(format!("line {}: missing `{end}`", self.line())),
-                (Some(Token::Punct(c)), Some(end)) if *c == end => {
-                    self.position += 1;
-                    return Ok(settings);
-                }
-                _ => {}
-            }
-            let line = self.line();
-            let name = match self.next() {
-                Some(Token::Word(name)) => name,
-                other => {
-                    return Err(format!(
-                        "line {line}: expected a setting name, found {other:?}"
-                    ))
-                }
-            };
-            match self.next() {
-                Some(Token::Punct(':')) | Some(Token::Punct('=')) => {}
-                other => {
-                    return Err(format!(
-                        "line {line}: expected `:` or `=` after `{name}`, found {other:?}"
-                    ))
-                }
-            }
-            let value = self.value()?;
-            settings.push((name, value));
-            if let Some(Token::Punct(';' | ',')) = self.peek() {
-                self.position += 1;
-            }
-        }
-    }
-
-    fn value(&mut self) -> Result<Value, String> {
-        let line = self.line();
-        match self.next() {
-            Some(Token::Word(word)) => Ok(Value::Scalar(word)),
-            Some(Token::Str(text)) => Ok(Value::Scalar(text)),
-            Some(Token::Punct('{')) => Ok(Value::Group(self.settings(Some('}'))?)),
-            Some(Token::Punct('(')) => Ok(Value::List(self.list(')')?)),
-            Some(Token::Punct('[')) => Ok(Value::List(self.list(']')?)),
-            other => Err(format!("line {line}: expected a value, found {other:?}")),
-        }
-    }
-
-    /// `value, value, …` until `end`; a trailing comma is tolerated (ebpf-probe reports it at build time).
-    fn list(&mut self, end: char) -> Result<Vec<Value>, String> {
-        let mut items = Vec::new();
-        loop {
-            match self.peek() {
-                Some(Token::Punct(c)) if *c == end => {
-                    self.position += 1;
-                    return Ok(items);
-                }
-                None => return Err(format!("line {}: missing `{end}`", self.line())),
-                _ => {}
-            }
-            items.push(self.value()?);
-            match self.peek() {
-                Some(Token::Punct(',')) => self.position += 1,
-                Some(Token::Punct(c)) if *c == end => {}
-                other => {
-                    return Err(format!(
-                        "line {}: expected `,` or `{end}` in a list, found {other:?}",
-                        self.line()
-                    ))
-                }
-            }
-        }
+/// The elements of a list `( … )` or an array `[ … ]`.
+fn elements(value: &Value) -> Option<&[Node]> {
+    match value {
+        Value::List(nodes) | Value::Array(nodes) => Some(nodes),
+        _ => None,
     }
 }
 
-/// Tokens with their line numbers. Comments (`#`, `//`, `/* */`) and `@include` lines are skipped.
-fn tokenize(text: &str) -> Result<Vec<(Token, usize)>, String> {
-    let mut tokens: Vec<(Token, usize)> = Vec::new();
-    let mut chars = text.chars().peekable();
-    let mut line = 1;
-    while let Some(c) = chars.next() {
-        match c {
-            '\n' => line += 1,
-            c if c.is_whitespace() => {}
-            '#' | '@' => while chars.next_if(|&c| c != '\n').is_some() {},
-            '/' if chars.peek() == Some(&'/') => while chars.next_if(|&c| c != '\n').is_some() {},
-            '/' if chars.peek() == Some(&'*') => {
-                chars.next();
-                let start = line;
-                let mut previous = ' ';
-                loop {
-                    match chars.next() {
-                        Some('/') if previous == '*' => break,
-                        Some(c) => {
-                            if c == '\n' {
-                                line += 1;
-                            }
-                            previous = c;
-                        }
-                        None => return Err(format!("line {start}: unterminated /* comment")),
-                    }
-                }
-            }
-            '{' | '}' | '(' | ')' | '[' | ']' | ':' | '=' | ',' | ';' => {
-                tokens.push((Token::Punct(c), line));
-            }
-            '"' => {
-                let start = line;
-                let mut text = String::new();
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some('n') => text.push('\n'),
-                            Some('t') => text.push('\t'),
-                            Some('r') => text.push('\r'),
-                            Some('f') => text.push('\u{c}'),
-                            Some(other) => text.push(other),
-                            None => return Err(format!("line {start}: unterminated string")),
-                        },
-                        Some(c) => {
-                            if c == '\n' {
-                                line += 1;
-                            }
-                            text.push(c);
-                        }
-                        None => return Err(format!("line {start}: unterminated string")),
-                    }
-                }
-                // libconfig joins adjacent string literals ("a" "b" is "ab").
-                if let Some((Token::Str(previous), _)) = tokens.last_mut() {
-                    previous.push_str(&text);
-                } else {
-                    tokens.push((Token::Str(text), start));
-                }
-            }
-            c => {
-                let mut word = String::from(c);
-                while let Some(c) =
-                    chars.next_if(|&c| !c.is_whitespace() && !"{}()[]:=,;\"#".contains(c))
-                {
-                    word.push(c);
-                }
-                tokens.push((Token::Word(word), line));
-            }
-        }
+fn group(node: &Node) -> Option<&[Setting]> {
+    match &node.value {
+        Value::Group(settings) => Some(settings),
+        _ => None,
     }
-    Ok(tokens)
+}
+
+/// A string setting as gala-gopher reads it (up to a NUL byte; bytes that are not UTF-8 become U+FFFD).
+fn string<'s>(settings: &'s [Setting], name: &str) -> Option<Cow<'s, str>> {
+    match &find_setting(settings, name)?.node.value {
+        Value::String(bytes) => Some(String::from_utf8_lossy(bytes)),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -404,9 +196,10 @@ measurements = (
         )
         .unwrap_err()
         .to_string();
-        assert!(
-            error.starts_with("cannot read table t from the .meta: line 3: missing `}`"),
-            "{error}"
+        assert_eq!(
+            error,
+            "cannot read table t from the .meta: line 4, column 1: expected a setting name or `}` to close the \
+             group opened at line 3, found end of file"
         );
         let error = MetaTable::from_meta("version = \"1\"", "t")
             .unwrap_err()
@@ -415,6 +208,22 @@ measurements = (
         let error = MetaTable::from_meta("x: \"open", "t")
             .unwrap_err()
             .to_string();
-        assert!(error.contains("line 1: unterminated string"), "{error}");
+        assert!(
+            error.contains("line 1, column 9: expected `\"` to close the string"),
+            "{error}"
+        );
+        let nested = format!("measurements = {}", "(".repeat(20_000));
+        let error = MetaTable::from_meta(&nested, "t").unwrap_err().to_string();
+        assert!(error.contains("nested too deeply (limit 64)"), "{error}");
+    }
+
+    #[test]
+    fn names_are_read_as_gala_gopher_reads_them() {
+        // A NUL byte ends a libconfig string; a description need not be UTF-8 (not even in a &str, via \xNN).
+        let text = KILLPROBE_META
+            .replace("\"kill_info\"", "\"kill_info\\x00old\"")
+            .replace("\"tgid of", "\"caf\\xe9: tgid of");
+        let table = MetaTable::from_meta(&text, "kill_info").unwrap();
+        assert_eq!(table.fields, ["killer_pid", "signal", "killed_pid", "comm"]);
     }
 }
