@@ -35,6 +35,13 @@ pub fn generate_header(workspace: &Workspace, options: &GenOptions) -> Result<Pa
         }
         bail!("BTF file `{}` does not exist", options.btf.display());
     }
+    let is_regular = std::fs::metadata(&options.btf).is_ok_and(|m| m.is_file());
+    if !is_regular && options.btf != Path::new(KERNEL_BTF) {
+        bail!(
+            "BTF file `{}` is not a regular file (a FIFO, device or directory); give a raw BTF file or an ELF with a .BTF section",
+            options.btf.display()
+        );
+    }
     let bpftool = tool::find(ToolKind::Bpftool)
         .map_err(|e| anyhow::anyhow!("{e}; {}", install_hint("bpftool")))?;
     let dump = Cmd::new(&bpftool)
@@ -74,6 +81,8 @@ pub fn generate_header(workspace: &Workspace, options: &GenOptions) -> Result<Pa
     }
 
     let include = workspace.kernel_header_dir();
+    // What an interrupted `-g` left (a 3 MB temp header per run).
+    paths::remove_abandoned_temp_files(include);
     let target = include.join(header_name(release));
     paths::write_atomic(&target, header.as_bytes())?;
     let link = include.join("vmlinux.h");

@@ -155,7 +155,7 @@ pub fn install(
     // Stage every file beside its destination first: an unwritable directory or a full disk fails here,
     // before anything is replaced, and the staged files and new directories are removed again.
     let mut created_dirs = Vec::new();
-    let mut staged: Vec<(PathBuf, &Copy)> = Vec::new();
+    let mut staged: Vec<(tempfile::TempPath, &Copy)> = Vec::new();
     let staging = (|| -> Result<()> {
         let mut wanted: Vec<&Path> = copies.iter().filter_map(|c| c.to.parent()).collect();
         wanted.extend(manifest_path.parent());
@@ -163,23 +163,26 @@ pub fn install(
             create_dirs_recording(dir, &mut created_dirs)?;
         }
         for copy in &copies {
-            let temp = paths::temp_sibling(&copy.to);
-            std::fs::copy(&copy.from, &temp).with_context(|| {
+            if let Some(dir) = copy.to.parent() {
+                // What an interrupted install left here.
+                paths::remove_abandoned_temp_files(dir);
+            }
+            let temp = paths::temp_file_beside(&copy.to)?;
+            stage_copy(&copy.from, &temp).with_context(|| {
                 format!(
                     "failed to copy `{}` to `{}`",
                     copy.from.display(),
                     temp.display()
                 )
             })?;
-            staged.push((temp.clone(), copy));
             set_mode(&temp, copy.mode)?;
+            staged.push((temp, copy));
         }
         Ok(())
     })();
     if let Err(error) = staging {
-        for (temp, _) in &staged {
-            let _ = std::fs::remove_file(temp);
-        }
+        // Dropping the staged temp files removes them.
+        drop(staged);
         for dir in created_dirs.iter().rev() {
             let _ = std::fs::remove_dir(dir);
         }
@@ -189,8 +192,8 @@ pub fn install(
         )));
     }
     // rename(2) replaces a running probe's executable without touching the file it is running from.
-    for (temp, copy) in &staged {
-        paths::rename(temp, &copy.to)?;
+    for (temp, copy) in staged {
+        paths::persist(temp, &copy.to)?;
         println!("  installed {} ({:o})", copy.to.display(), copy.mode);
         let entry = InstalledFile {
             probe: copy.probe.clone(),
@@ -245,6 +248,20 @@ pub fn uninstall(probe_names: &[String], dirs: &InstallDirs) -> Result<()> {
     } else {
         write_manifest(&manifest_path, &manifest)?;
     }
+    Ok(())
+}
+
+/// Copies `from` into the temp file `to` we created: `to` is opened without following links, and `from`'s
+/// mode bounds what the copy may get (see `set_mode`'s callers).
+fn stage_copy(from: &Path, to: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut source = std::fs::File::open(from)?;
+    let mut destination = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(to)?;
+    std::io::copy(&mut source, &mut destination)?;
     Ok(())
 }
 

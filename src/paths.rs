@@ -35,32 +35,134 @@ pub fn remove_dir_all_if_exists(path: &Path) -> Result<()> {
     }
 }
 
-/// A sibling path for temporary output: same directory (so rename is atomic), unique per process.
-pub fn temp_sibling(path: &Path) -> PathBuf {
+/// The prefix of every temp file we create beside `path`: `.<name>.tmp.<pid>.`, then random characters.
+fn temp_prefix(path: &Path) -> String {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp.{}", std::process::id()))
+    format!(".{name}.tmp.{}.", std::process::id())
 }
 
-/// Whether `name` is a `temp_sibling` (`.<name>.tmp.<pid>`), e.g. one left by a build that was killed.
-pub fn is_temp_sibling_name(name: &str) -> bool {
-    name.starts_with('.')
-        && name
-            .rsplit_once(".tmp.")
-            .is_some_and(|(_, pid)| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+/// A new, empty temp file beside `path` (same directory, so a rename is atomic), created exclusively
+/// (`O_EXCL`, mode 0600) under an unpredictable name: a link planted in the directory is never followed.
+/// Removed when dropped unless persisted; a tool may write into it and `persist` renames it over `path`.
+pub fn temp_file_beside(path: &Path) -> Result<tempfile::TempPath> {
+    let dir = parent_dir(path);
+    let file = tempfile::Builder::new()
+        .prefix(&temp_prefix(path))
+        .rand_bytes(8)
+        .tempfile_in(dir)
+        .with_context(|| format!("failed to create a temp file in `{}`", dir.display()))?;
+    Ok(file.into_temp_path())
 }
 
-/// Writes `contents` to `path` so that readers see either the old file or the whole new one.
+pub fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("failed to set the mode of `{}` to {mode:o}", path.display()))
+}
+
+/// Renames a temp file over `path`; the temp is removed if that fails.
+pub fn persist(temp: tempfile::TempPath, path: &Path) -> Result<()> {
+    temp.persist(path).map_err(|e| {
+        anyhow::Error::new(e.error).context(format!(
+            "failed to rename a temp file to `{}`",
+            path.display()
+        ))
+    })
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
+}
+
+/// Whether `name` is one of our temp files (`.<name>.tmp.<pid>` or `.<name>.tmp.<pid>.<random>`), and the pid that
+/// made it, e.g. one left by a build that was killed.
+pub fn temp_file_owner(name: &str) -> Option<u32> {
+    if !name.starts_with('.') {
+        return None;
+    }
+    let (_, rest) = name.rsplit_once(".tmp.")?;
+    let (pid, random) = rest.split_once('.').unwrap_or((rest, "x"));
+    let random_ok = !random.is_empty() && random.bytes().all(|b| b.is_ascii_alphanumeric());
+    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) || !random_ok {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Whether the process that made a temp file is gone (or is us, in an earlier step that failed).
+pub fn temp_file_is_abandoned(name: &str) -> bool {
+    match temp_file_owner(name) {
+        Some(pid) => !Path::new(&format!("/proc/{pid}")).exists(),
+        None => false,
+    }
+}
+
+/// Removes our temp files in `dir` whose process is dead: what an interrupted command left. Returns how many.
+pub fn remove_abandoned_temp_files(dir: &Path) -> usize {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !temp_file_is_abandoned(&name) {
+            continue;
+        }
+        let path = entry.path();
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        let gone = if is_dir {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed += usize::from(gone.is_ok());
+    }
+    removed
+}
+
+/// Writes `contents` to `path` so that readers see either the old file or the whole new one. The temp file is
+/// created exclusively under an unpredictable name and removed on every error (a full disk leaves nothing).
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
-    if let Some(parent) = path.parent() {
+    use std::io::Write;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         create_dir_all(parent)?;
     }
-    let temp = temp_sibling(path);
-    std::fs::write(&temp, contents)
-        .with_context(|| format!("failed to write `{}`", temp.display()))?;
-    rename(&temp, path)
+    let dir = parent_dir(path);
+    let mut file = tempfile::Builder::new()
+        .prefix(&temp_prefix(path))
+        .rand_bytes(8)
+        .tempfile_in(dir)
+        .with_context(|| format!("failed to create a temp file in `{}`", dir.display()))?;
+    file.write_all(contents)
+        .and_then(|()| file.flush())
+        .with_context(|| format!("failed to write `{}`", path.display()))?;
+    // Temp files are made 0600; what we publish is readable like any file we write.
+    set_mode(file.path(), 0o644)?;
+    file.persist(path).map_err(|e| {
+        anyhow::Error::new(e.error).context(format!(
+            "failed to rename a temp file to `{}`",
+            path.display()
+        ))
+    })?;
+    Ok(())
+}
+
+/// A new, empty directory beside `path` for staging, created exclusively under an unpredictable name.
+pub fn temp_dir_beside(path: &Path) -> Result<tempfile::TempDir> {
+    let dir = parent_dir(path);
+    tempfile::Builder::new()
+        .prefix(&temp_prefix(path))
+        .rand_bytes(8)
+        .tempdir_in(dir)
+        .with_context(|| {
+            format!(
+                "failed to create a staging directory in `{}`",
+                dir.display()
+            )
+        })
 }
 
 pub fn rename(from: &Path, to: &Path) -> Result<()> {
@@ -74,10 +176,15 @@ pub fn rename(from: &Path, to: &Path) -> Result<()> {
     })
 }
 
-/// Points the symlink `link` at `target` atomically (a new link beside it, renamed over the old one).
+/// Points the symlink `link` at `target` atomically (a new link beside it, renamed over the old one). Creating a
+/// symlink fails when the name exists, so the temp name is never one an attacker planted.
 pub fn symlink_atomic(target: &Path, link: &Path) -> Result<()> {
-    let temp = temp_sibling(link);
-    remove_file_if_exists(&temp)?;
+    // A temp file reserves an unpredictable name; the link takes its place.
+    let reserved = temp_file_beside(link)?;
+    let temp = reserved.to_path_buf();
+    reserved
+        .close()
+        .with_context(|| format!("failed to remove `{}`", temp.display()))?;
     std::os::unix::fs::symlink(target, &temp)
         .with_context(|| format!("failed to create symlink `{}`", temp.display()))?;
     rename(&temp, link)
@@ -103,23 +210,6 @@ pub fn files_with_suffix(dir: &Path, suffix: &str) -> Result<Vec<PathBuf>> {
     }
     files.sort();
     Ok(files)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn temp_siblings_are_recognised_by_name() {
-        let temp = temp_sibling(Path::new("/w/.output/bin/killprobe"));
-        let name = temp.file_name().unwrap().to_string_lossy().into_owned();
-        assert!(is_temp_sibling_name(&name), "{name}");
-        assert!(is_temp_sibling_name(".x.bpf.o.tmp.123"));
-        assert!(!is_temp_sibling_name("killprobe"));
-        assert!(!is_temp_sibling_name(".killprobe.cmd"));
-        assert!(!is_temp_sibling_name(".x.tmp.12a"));
-        assert!(!is_temp_sibling_name("x.tmp.12"));
-    }
 }
 
 /// The regular files matching `patterns` (paths or globs with `*`, `?`, `**`, relative to `base`), each pattern's
@@ -153,4 +243,76 @@ pub fn glob_matches(pattern: &str, path: &str) -> Result<bool> {
         ..Default::default()
     };
     Ok(pattern.matches_with(path, options))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_files_are_recognised_by_name_with_their_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let temp = temp_file_beside(&dir.path().join("killprobe")).unwrap();
+        let name = temp.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(temp_file_owner(&name), Some(std::process::id()), "{name}");
+        assert!(!temp_file_is_abandoned(&name), "we are alive");
+        assert_eq!(temp_file_owner(".x.bpf.o.tmp.123"), Some(123));
+        assert_eq!(temp_file_owner(".x.h.tmp.123.AbC9xY"), Some(123));
+        assert_eq!(temp_file_owner("killprobe"), None);
+        assert_eq!(temp_file_owner(".killprobe.cmd"), None);
+        assert_eq!(temp_file_owner(".x.tmp.12a"), None);
+        assert_eq!(temp_file_owner("x.tmp.12"), None);
+    }
+
+    #[test]
+    fn a_temp_file_is_created_exclusively_and_never_through_a_planted_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        // Links at every name the old scheme would have used.
+        for pid in [std::process::id()] {
+            std::os::unix::fs::symlink(&victim, dir.path().join(format!(".out.tmp.{pid}")))
+                .unwrap();
+        }
+        write_atomic(&dir.path().join("out"), b"new").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("out")).unwrap(),
+            "new"
+        );
+        // Nothing of ours is left beside it.
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".tmp.") && !n.ends_with(&std::process::id().to_string()))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where the file goes: the final rename fails.
+        std::fs::create_dir(dir.path().join("out")).unwrap();
+        std::fs::write(dir.path().join("out").join("x"), "").unwrap();
+        assert!(write_atomic(&dir.path().join("out"), b"new").is_err());
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, ["out"]);
+    }
+
+    #[test]
+    fn abandoned_temp_files_of_dead_processes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        // pid 0 is never a process that wrote a file; /proc/0 does not exist.
+        std::fs::write(dir.path().join(".a.h.tmp.0.zzzz"), "").unwrap();
+        std::fs::create_dir(dir.path().join(".probe.tmp.0.yyyy")).unwrap();
+        let ours = temp_file_beside(&dir.path().join("b")).unwrap();
+        assert_eq!(remove_abandoned_temp_files(dir.path()), 2);
+        assert!(ours.exists());
+    }
 }

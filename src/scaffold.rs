@@ -402,8 +402,12 @@ pub fn render(template: &str, values: &BTreeMap<&'static str, String>) -> Result
 
 /// Writes `files` into a hidden sibling of `target`, then renames it to `target`.
 fn create_dir_atomically(target: &Path, files: &[(String, Vec<u8>)]) -> Result<()> {
-    let staging = paths::temp_sibling(target);
-    paths::remove_dir_all_if_exists(&staging)?;
+    if let Some(parent) = target.parent() {
+        // What an interrupted `new` left here.
+        paths::remove_abandoned_temp_files(parent);
+    }
+    let staging_dir = paths::temp_dir_beside(target)?;
+    let staging = staging_dir.path().to_path_buf();
     let result = (|| -> Result<()> {
         for (relative, contents) in files {
             let path = staging.join(relative);
@@ -414,12 +418,15 @@ fn create_dir_atomically(target: &Path, files: &[(String, Vec<u8>)]) -> Result<(
                 .with_context(|| format!("failed to write `{}`", path.display()))?;
         }
         format_rust_sources(&staging, files);
+        // A staging dir is made 0700; the probe dir is an ordinary one.
+        paths::set_mode(&staging, 0o755)?;
         // rename(2) onto an existing non-empty directory fails, so a concurrent `new` cannot be clobbered.
         std::fs::rename(&staging, target)
             .with_context(|| format!("failed to move the new files into `{}`", target.display()))
     })();
-    if result.is_err() {
-        let _ = std::fs::remove_dir_all(&staging);
+    if result.is_ok() {
+        // Renamed into place: nothing is left for the guard to remove.
+        let _ = staging_dir.keep();
     }
     result
 }

@@ -343,26 +343,32 @@ fn execute(step: &Step, plan: &Plan, context: &RunContext) -> Result<bool> {
 /// Temp files of steps whose build was killed: never trusted (they are not outputs), but worth their space back.
 /// Called with the lock held, so no other build is writing any.
 fn remove_abandoned_temp_files(output_dir: &std::path::Path) {
-    let entries = |dir: &std::path::Path| -> Vec<std::fs::DirEntry> {
-        std::fs::read_dir(dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .collect()
-    };
-    for entry in entries(output_dir) {
-        let path = entry.path();
-        let dirs = if path.is_dir() {
-            entries(&path)
-        } else {
-            Vec::new()
-        };
-        for candidate in std::iter::once(entry).chain(dirs) {
-            if paths::is_temp_sibling_name(&candidate.file_name().to_string_lossy()) {
-                let _ = std::fs::remove_file(candidate.path());
+    paths::remove_abandoned_temp_files(output_dir);
+    for entry in std::fs::read_dir(output_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            for dir in walk_dirs(&entry.path(), 8) {
+                paths::remove_abandoned_temp_files(&dir);
             }
         }
     }
+}
+
+/// `dir` and the directories under it, at most `depth` levels down (outputs mirror source dirs).
+fn walk_dirs(dir: &std::path::Path, depth: usize) -> Vec<std::path::PathBuf> {
+    let mut dirs = vec![dir.to_path_buf()];
+    if depth == 0 {
+        return dirs;
+    }
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            dirs.extend(walk_dirs(&entry.path(), depth - 1));
+        }
+    }
+    dirs
 }
 
 /// Precompiled headers are ~15 MB each; keep only those this build used (a header or flag change makes new ones),

@@ -36,12 +36,17 @@ pub fn rebuild_unless_fresh(step: &Step, work: impl FnOnce(&Path) -> Result<()>)
         paths::create_dir_all(parent)?;
     }
     forget(step.output)?;
-    let temp = paths::temp_sibling(step.output);
-    if let Err(e) = work(&temp) {
-        let _ = std::fs::remove_file(&temp);
-        return Err(e);
+    // Removed on every error path when dropped.
+    let temp = paths::temp_file_beside(step.output)?;
+    work(&temp)?;
+    // A tool that wrote into the file (rather than replacing it) left our 0600.
+    if std::fs::metadata(&temp).is_ok_and(|m| {
+        use std::os::unix::fs::PermissionsExt;
+        m.permissions().mode() & 0o777 == 0o600
+    }) {
+        paths::set_mode(&temp, 0o644)?;
     }
-    paths::rename(&temp, step.output)?;
+    paths::persist(temp, step.output)?;
     record(step.output, step.fingerprint)?;
     Ok(true)
 }
