@@ -60,10 +60,8 @@ fn a_compile_error_shows_clangs_own_lines_and_does_not_stop_the_other_probes() {
         .stderr_contains("error:")
         .stderr_contains("-target bpf")
         .stderr_contains("1 of 2 probes failed to build: broken");
-    let run = std::process::Command::new(ws.path(".output/bin/tiny"))
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&run.stdout), "opened 1\n");
+    let run = ws.program(ws.path(".output/bin/tiny")).success();
+    assert_eq!(run.stdout(), "opened 1\n", "{}", run.report());
     assert!(ws.path(".output/tiny/tiny.skel.h").is_file());
     assert!(ws.path(".output/tiny/tiny.bpf.o").is_file());
 }
@@ -152,10 +150,7 @@ fn several_kernel_programs_give_several_skeletons() {
         .gen();
     ws.cmd(&["-b"]).success();
     assert!(ws.path(".output/multi/other.skel.h").is_file());
-    assert!(std::process::Command::new(ws.path(".output/bin/multi"))
-        .status()
-        .unwrap()
-        .success());
+    ws.program(ws.path(".output/bin/multi")).success();
 }
 
 #[test]

@@ -1,56 +1,241 @@
-//! The command line itself: help text, both spellings, errors outside a workspace.
+//! The command line itself: the exact options, subcommands and environment variables `--help` documents, both
+//! spellings, errors outside a workspace.
 
-use crate::support::{Workspace, BIN};
-use std::process::Command;
+use std::collections::BTreeSet;
+
+use crate::support::{ebpf_probe, Workspace};
+
+/// Options every subcommand takes (clap's `global = true`) and `-h`.
+const GLOBAL: &[&str] = &["-C", "-v", "--verbose", "--libbpf", "-h", "--help"];
+
+/// Every subcommand: its usage line and its own options (besides `GLOBAL`).
+const SUBCOMMANDS: &[(&str, &str, &[&str])] = &[
+    (
+        "check",
+        "Usage: ebpf-probe check [OPTIONS]",
+        &["--fix", "--json"],
+    ),
+    (
+        "gen",
+        "Usage: ebpf-probe gen [OPTIONS]",
+        &["--btf", "--kernel-release"],
+    ),
+    (
+        "build",
+        "Usage: ebpf-probe build [OPTIONS] [PROBE]...",
+        &["-d", "--debug", "-j", "--jobs"],
+    ),
+    ("clean", "Usage: ebpf-probe clean [OPTIONS] [PROBE]...", &[]),
+    (
+        "install",
+        "Usage: ebpf-probe install [OPTIONS] [PROBE]...",
+        INSTALL_DIRS,
+    ),
+    (
+        "uninstall",
+        "Usage: ebpf-probe uninstall [OPTIONS] [PROBE]...",
+        INSTALL_DIRS,
+    ),
+    (
+        "new",
+        "Usage: ebpf-probe new [OPTIONS] <NAME>",
+        &["--userland", "--attach", "--binary"],
+    ),
+    ("init", "Usage: ebpf-probe init [OPTIONS] <DIR>", &[]),
+    (
+        "run",
+        "Usage: ebpf-probe run [OPTIONS] <PROBE> [-- <ARGS>...]",
+        &["--seconds"],
+    ),
+    (
+        "check-meta",
+        "Usage: ebpf-probe check-meta [OPTIONS] [PROBE]...",
+        &[],
+    ),
+];
+
+const INSTALL_DIRS: &[&str] = &[
+    "-b",
+    "--bin-dir",
+    "-c",
+    "--conf-dir",
+    "-m",
+    "--meta-dir",
+    "--destdir",
+];
+
+/// The top level's own options: the build.sh spellings, and `--version`.
+const TOP_LEVEL: &[&str] = &[
+    "--check",
+    "--fix",
+    "--json",
+    "-g",
+    "--gen",
+    "--btf",
+    "--kernel-release",
+    "-b",
+    "--build",
+    "-d",
+    "--debug",
+    "-j",
+    "--jobs",
+    "-c",
+    "--clean",
+    "--install",
+    "-V",
+    "--version",
+];
+
+/// The environment variables the program reads, which `--help` must document.
+const ENVIRONMENT: &[&str] = &[
+    "CLANG",
+    "LLVM_STRIP",
+    "BPFTOOL",
+    "CC",
+    "VMLINUX_VER",
+    "BUILD_OPTS",
+    "EXTEND_PROBES",
+    "EBPF_PROBE_CACHE_DIR",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "EBPF_PROBE_PCH",
+];
+
+fn help(args: &[&str]) -> String {
+    ebpf_probe(args).success().stdout()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// The lines of `section` (`Commands:`, `Environment:`): from its heading to the next blank line.
+fn section<'a>(help: &'a str, heading: &str) -> Vec<&'a str> {
+    help.lines()
+        .skip_while(|l| *l != heading)
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .collect()
+}
+
+fn indent(line: &str) -> usize {
+    line.len() - line.trim_start().len()
+}
+
+/// The flags clap lists as options: lines indented 2 (`  -g, --gen`) or 6 (`      --check`) that start with `-`,
+/// read up to the description. Wrapped descriptions are indented further, so a flag named only in prose is not one.
+fn option_flags(help: &str) -> BTreeSet<String> {
+    help.lines()
+        .filter(|l| matches!(indent(l), 2 | 6) && l.trim_start().starts_with('-'))
+        .flat_map(|l| {
+            let head = l.trim_start().split("  ").next().unwrap_or("");
+            head.split(", ")
+                .filter_map(|part| part.split_whitespace().next())
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
 
 #[test]
-fn help_documents_the_old_spellings_and_the_subcommands() {
-    let out = Command::new(BIN).arg("--help").output().unwrap();
-    assert!(out.status.success());
-    let help = String::from_utf8_lossy(&out.stdout);
-    for needle in [
-        "--check",
-        "-g, --gen",
-        "-b, --build",
-        "-c, --clean",
-        "--install",
-        "-d, --debug",
-        "-C <DIR>",
-        "check",
-        "gen",
-        "build",
-        "clean",
-        "install",
-        "new",
-        "VMLINUX_VER",
-        "EXTEND_PROBES",
-        "BUILD_OPTS",
-        "CLANG",
-    ] {
-        assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
+fn help_lists_exactly_the_old_spellings_and_the_global_options() {
+    let top = help(&["--help"]);
+    assert_eq!(
+        top.lines().find(|l| l.starts_with("Usage:")),
+        Some("Usage: ebpf-probe [OPTIONS] [COMMAND]"),
+        "{top}"
+    );
+    let expected: BTreeSet<String> = set(GLOBAL).union(&set(TOP_LEVEL)).cloned().collect();
+    assert_eq!(option_flags(&top), expected, "{top}");
+}
+
+#[test]
+fn help_lists_exactly_the_subcommands() {
+    let top = help(&["--help"]);
+    let listed: Vec<&str> = section(&top, "Commands:")
+        .into_iter()
+        .filter(|l| indent(l) == 2)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let mut expected: Vec<&str> = SUBCOMMANDS.iter().map(|(name, _, _)| *name).collect();
+    expected.push("help");
+    assert_eq!(listed, expected, "{top}");
+}
+
+#[test]
+fn every_subcommand_has_its_usage_line_and_exactly_its_options() {
+    for (name, usage, own) in SUBCOMMANDS {
+        let text = help(&[name, "--help"]);
+        assert_eq!(
+            text.lines().find(|l| l.starts_with("Usage:")),
+            Some(*usage),
+            "`{name} --help`:\n{text}"
+        );
+        let expected: BTreeSet<String> = set(GLOBAL).union(&set(own)).cloned().collect();
+        assert_eq!(option_flags(&text), expected, "`{name} --help`:\n{text}");
     }
 }
 
 #[test]
+fn help_documents_every_environment_variable() {
+    let top = help(&["--help"]);
+    // `CLANG, LLVM_STRIP, BPFTOOL, CC   use these…`, `EXTEND_PROBES="a|b"   leave…`: the names before the text.
+    let documented: BTreeSet<String> = section(&top, "Environment:")
+        .into_iter()
+        .flat_map(|l| {
+            l.trim_start()
+                .split("  ")
+                .next()
+                .unwrap_or("")
+                .split(", ")
+                .map(|name| name.split('=').next().unwrap_or("").to_string())
+                .collect::<Vec<_>>()
+        })
+        .filter(|name| {
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        })
+        .collect();
+    assert_eq!(documented, set(ENVIRONMENT), "{top}");
+}
+
+#[test]
+fn the_option_reader_ignores_flags_named_only_in_prose() {
+    // A help text that mentions --install in a wrapped description must not count it as an option.
+    let text =
+        "Options:\n  -x, --ex <N>  Does x\n                 (see --install)\n      --why     Why\n";
+    assert_eq!(option_flags(text), set(&["-x", "--ex", "--why"]));
+}
+
+#[test]
 fn no_arguments_prints_help_and_fails() {
-    let out = Command::new(BIN).output().unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Usage"));
+    let done = ebpf_probe(&[]).failure();
+    assert!(
+        done.stderr()
+            .starts_with("Write, check, build and ship eBPF probes")
+            && done
+                .stderr()
+                .lines()
+                .any(|l| l == "Usage: ebpf-probe [OPTIONS] [COMMAND]"),
+        "{}",
+        done.report()
+    );
 }
 
 #[test]
 fn outside_a_workspace_the_error_names_the_marker_and_the_ways_out() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
-        .args(["-C", dir.path().to_str().unwrap(), "-b"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("ebpf-probe.toml") && stderr.contains("-C DIR"),
-        "{stderr}"
-    );
+    let done = ebpf_probe(&["-C", dir.path().to_str().unwrap(), "-b"])
+        .tree_of(dir.path())
+        .failure();
+    done.stderr_contains("ebpf-probe.toml")
+        .stderr_contains("-C DIR");
+    // The same from a current directory outside any workspace, without -C.
+    ebpf_probe(&["-b"])
+        .failure()
+        .stderr_contains("ebpf-probe.toml");
 }
 
 #[test]
@@ -59,13 +244,15 @@ fn the_workspace_is_found_from_a_subdirectory_and_with_dash_c() {
         .file("probes/p/p.bpf.c", "")
         .file("probes/p/p.c", "");
     // Cleaning a probe by name proves the workspace (and its probe list) was found.
-    let mut from_sub = ws.cmd(&["-c", "p"]);
-    from_sub.command.current_dir(ws.path("probes/p"));
-    from_sub.success().stderr_contains("Removed outputs of p");
+    ws.cmd(&["-c", "p"])
+        .current_dir(&ws.path("probes/p"))
+        .success()
+        .stderr_contains("Removed outputs of p");
     let other = tempfile::tempdir().unwrap();
-    let mut with_c = ws.cmd(&["-C", ws.root().to_str().unwrap(), "clean", "p"]);
-    with_c.command.current_dir(other.path());
-    with_c.success();
+    ws.cmd(&["-C", ws.root().to_str().unwrap(), "clean", "p"])
+        .current_dir(other.path())
+        .success()
+        .stderr_contains("Removed outputs of p");
 }
 
 #[test]

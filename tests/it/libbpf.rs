@@ -6,7 +6,6 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -14,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::http::{refused_url, Mode, Server};
 use crate::support::{
-    assert_killprobe_sees_a_real_kill, has_program, is_root, list_tree, require,
+    assert_killprobe_sees_a_real_kill, has_program, is_root, list_tree, program, require,
     require_build_tools, require_kernel, Run, Workspace,
 };
 
@@ -140,8 +139,10 @@ fn without_proxies(mut run: Run) -> Run {
 
 /// The cache entry for the pinned release with `sha256` built on this machine.
 fn entry_dir(cache: &Path, sha256: &str) -> PathBuf {
-    let machine = String::from_utf8(Command::new("uname").arg("-m").output().unwrap().stdout)
-        .unwrap()
+    let machine = program("uname")
+        .arg("-m")
+        .success()
+        .stdout()
         .trim()
         .to_string();
     cache
@@ -200,33 +201,16 @@ fn shared_cache() -> Option<&'static SharedCache> {
                 pinned_workspace(&url, &tarball.sha256),
             ];
             let started = Instant::now();
-            let children: Vec<_> = workspaces
+            let builds: Vec<_> = workspaces
                 .iter()
-                .map(|ws| {
-                    let mut run = build_pinned(ws, &cache);
-                    run.command
-                        .stdout(std::process::Stdio::piped())
-                        .stderr(std::process::Stdio::piped())
-                        .spawn()
-                        .unwrap()
-                })
+                .map(|ws| build_pinned(ws, &cache).spawn())
                 .collect();
-            let outputs: Vec<_> = children
-                .into_iter()
-                .map(|c| c.wait_with_output().unwrap())
-                .collect();
+            let dones: Vec<_> = builds.into_iter().map(|b| b.wait()).collect();
             let seconds = started.elapsed().as_secs_f64();
-            let stderrs: Vec<String> = outputs
-                .iter()
-                .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
-                .collect();
-            for (output, stderr) in outputs.iter().zip(&stderrs) {
-                assert!(
-                    output.status.success(),
-                    "a build with the pinned libbpf failed: {}\n{stderr}",
-                    output.status
-                );
+            for done in &dones {
+                done.assert_success();
             }
+            let stderrs: Vec<String> = dones.iter().map(|d| d.stderr()).collect();
             Some(SharedCache {
                 cache,
                 requests: server.requests(),
@@ -279,11 +263,11 @@ fn killprobe_on_the_pinned_libbpf_links_no_libbpf_so_and_sees_a_real_kill() {
     built.stderr_contains("-DLIBBPF_VER_MINOR=7");
 
     let binary = ws.path(".output/bin/killprobe");
-    let ldd = Command::new("ldd").arg(&binary).output().unwrap();
-    let ldd = String::from_utf8_lossy(&ldd.stdout);
+    let ldd = program("ldd").arg(&binary).success();
     assert!(
-        !ldd.contains("libbpf.so"),
-        "killprobe links libbpf statically:\n{ldd}"
+        !ldd.stdout().contains("libbpf.so"),
+        "killprobe links libbpf statically\n{}",
+        ldd.report()
     );
 
     assert_killprobe_sees_a_real_kill(&binary);
@@ -603,16 +587,10 @@ struct ReadOnlyMount {
 impl ReadOnlyMount {
     fn new(dir: &Path) -> ReadOnlyMount {
         std::fs::create_dir_all(dir).unwrap();
-        let status = Command::new("mount")
+        program("mount")
             .args(["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs"])
             .arg(dir)
-            .status()
-            .unwrap();
-        assert!(
-            status.success(),
-            "mount a read-only tmpfs on {}",
-            dir.display()
-        );
+            .success();
         ReadOnlyMount {
             dir: dir.to_path_buf(),
             mounted: true,
@@ -621,8 +599,7 @@ impl ReadOnlyMount {
 
     fn unmount(&mut self) {
         if self.mounted {
-            let status = Command::new("umount").arg(&self.dir).status().unwrap();
-            assert!(status.success(), "umount {}", self.dir.display());
+            program("umount").arg(&self.dir).success();
             self.mounted = false;
         }
     }
@@ -631,7 +608,7 @@ impl ReadOnlyMount {
 impl Drop for ReadOnlyMount {
     fn drop(&mut self) {
         if self.mounted {
-            let _ = Command::new("umount").arg(&self.dir).status();
+            let _ = program("umount").arg(&self.dir).try_output();
         }
     }
 }

@@ -3,6 +3,7 @@
 mod build;
 mod check;
 mod cli;
+mod fast;
 mod gen;
 mod graph;
 mod http;
@@ -14,3 +15,4 @@ mod rust;
 mod scaffold;
 mod support;
 mod tcpprobe;
+mod tidy;

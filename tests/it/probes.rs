@@ -1,9 +1,10 @@
 //! The shipped probes and the SDK, end to end on the real kernel: build, run as root, trigger, read lines.
 
-use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{assert_killprobe_sees_a_real_kill, require_kernel, RunningProbe, Workspace};
+use crate::support::{
+    assert_killprobe_sees_a_real_kill, program, require_kernel, RunningProbe, Workspace,
+};
 
 #[test]
 fn killprobe_reports_a_real_kill_within_a_second() {
@@ -24,14 +25,10 @@ fn dnsprobe_sees_a_child_resolve_localhost() {
     ws.cmd(&["-b", "dnsprobe"]).success();
     let mut probe = RunningProbe::start(&ws.path(".output/bin/dnsprobe"), &[]);
 
-    let mut resolver = Command::new("getent")
-        .args(["ahosts", "localhost"])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let resolver = program("getent").args(["ahosts", "localhost"]).spawn();
     let prefix = format!("|dns_lookup|{}|getent|localhost|", resolver.id());
     // A minimal root may have no /etc/hosts entry for localhost; the lookup is still made and reported.
-    let resolved = resolver.wait().unwrap().success();
+    let resolved = resolver.wait().output.status.success();
     let line = probe.wait_for_line(Duration::from_secs(2), |l| l.starts_with(&prefix));
     let Some(line) = line else {
         panic!(
@@ -64,15 +61,7 @@ fn every_sdk_macro_that_this_kernel_runs_sees_the_right_values() {
     }
     let ws = Workspace::new().fixture_probe("sdkprobe").gen();
     ws.cmd(&["-b"]).success();
-    let out = Command::new(ws.path(".output/bin/sdkprobe"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "sdkprobe failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let run = ws.program(ws.path(".output/bin/sdkprobe")).success();
     for check in [
         "tracepoint ok",
         "raw_tracepoint ok",
@@ -80,10 +69,7 @@ fn every_sdk_macro_that_this_kernel_runs_sees_the_right_values() {
         "uretprobe ok",
         "uprobe_ret ok",
     ] {
-        assert!(
-            stdout.contains(check),
-            "sdkprobe lacks {check:?}:\n{stdout}"
-        );
+        run.stdout_contains(check);
     }
 }
 
@@ -99,17 +85,11 @@ fn kprobe_macros_pass_the_verifier() {
         std::path::Path::new("/sys/fs/bpf").is_dir()
     ));
     let pin_dir = format!("/sys/fs/bpf/ebpf-probe-test-{}", std::process::id());
-    let out = Command::new("bpftool")
-        .args([
-            "prog",
-            "loadall",
-            ws.path(".output/sdkprobe/sdk_kprobe.bpf.o")
-                .to_str()
-                .unwrap(),
-            &pin_dir,
-        ])
-        .output()
-        .unwrap();
+    let loaded = program("bpftool")
+        .args(["prog", "loadall"])
+        .arg(ws.path(".output/sdkprobe/sdk_kprobe.bpf.o"))
+        .arg(&pin_dir)
+        .output();
     let pinned: Vec<String> = std::fs::read_dir(&pin_dir)
         .map(|d| {
             d.flatten()
@@ -118,11 +98,7 @@ fn kprobe_macros_pass_the_verifier() {
         })
         .unwrap_or_default();
     let _ = std::fs::remove_dir_all(&pin_dir);
-    assert!(
-        out.status.success(),
-        "bpftool prog loadall: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    loaded.assert_success();
     // KPROBE, KRETPROBE and both halves of KPROBE_RET were verified and loaded.
     assert!(pinned.len() >= 4, "loaded programs: {pinned:?}");
 }

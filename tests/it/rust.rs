@@ -2,8 +2,6 @@
 //! compiles once for all Rust probes), warm rebuilds touch only the edited probe, and a probe crate built
 //! without ebpf-probe says what to run.
 
-use std::process::Command;
-
 use crate::support::{require, require_kernel, run_while_triggering, Workspace};
 
 /// Each test gets its own cargo target directory, so "compiled once" is measured from cold.
@@ -73,14 +71,14 @@ fn rust_probes_share_one_build_and_rebuild_only_what_changed() {
     assert_eq!(count(&stderr, "Compiling ebpf-probe-sdk"), 0, "{stderr}");
 
     // The new Rust probe prints valid lines out of the box.
-    let (ok, stdout, stderr) =
-        run_while_triggering(&ws, "rexec", &[("CARGO_TARGET_DIR", target_dir)], &["true"]);
-    assert!(ok, "{stdout}\n{stderr}");
+    let run = run_while_triggering(&ws, "rexec", &[("CARGO_TARGET_DIR", target_dir)], &["true"]);
+    run.assert_success();
     assert!(
-        stdout.lines().any(|l| l.starts_with("|rexec|")),
-        "{stdout}\n{stderr}"
+        run.stdout().lines().any(|l| l.starts_with("|rexec|")),
+        "{}",
+        run.report()
     );
-    assert!(!stderr.contains(" 0 valid lines"), "{stderr}");
+    assert!(!run.stderr().contains(" 0 valid lines"), "{}", run.report());
 }
 
 #[test]
@@ -92,13 +90,9 @@ fn a_rust_probe_built_without_ebpf_probe_says_to_run_it() {
     ws.cmd(&["new", "rplain", "--userland", "rust"]).success();
     let target = cold_target();
     // Only the build script runs (no dependency is compiled before it fails): `cargo check` is enough.
-    let out = Command::new("cargo")
+    ws.program("cargo")
         .args(["check", "--release", "-p", "rplain"])
         .env("CARGO_TARGET_DIR", target.path())
-        .current_dir(ws.root())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("ebpf-probe -b rplain"), "{stderr}");
+        .failure()
+        .stderr_contains("ebpf-probe -b rplain");
 }

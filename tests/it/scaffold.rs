@@ -1,9 +1,9 @@
 //! `new` and `init`: every attach kind this kernel runs goes new → -b → run with at least one valid line;
 //! name and path abuse is refused with nothing written.
 
-use std::process::Command;
-
-use crate::support::{require_build_tools, require_kernel, run_while_triggering, Workspace, BIN};
+use crate::support::{
+    ebpf_probe, program, require_build_tools, require_kernel, run_while_triggering, Workspace,
+};
 
 fn valid_lines(stderr: &str) -> usize {
     stderr
@@ -31,15 +31,19 @@ fn new_build_run(name: &str, attach: Option<&str>, trigger: &[&str]) {
         );
     }
     ws.cmd(&["-b", name]).success();
-    let (ok, stdout, stderr) = run_while_triggering(&ws, name, &[], trigger);
-    assert!(ok, "run {name} failed:\n{stdout}\n{stderr}");
+    let run = run_while_triggering(&ws, name, &[], trigger);
+    run.assert_success();
     assert!(
-        valid_lines(&stderr) >= 1,
-        "no valid |{name}| line:\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+        valid_lines(&run.stderr()) >= 1,
+        "no valid |{name}| line\n{}",
+        run.report()
     );
     assert!(
-        stdout.lines().any(|l| l.starts_with(&format!("|{name}|"))),
-        "{stdout}"
+        run.stdout()
+            .lines()
+            .any(|l| l.starts_with(&format!("|{name}|"))),
+        "{}",
+        run.report()
     );
 }
 
@@ -101,23 +105,13 @@ fn new_kprobe_probe_builds_and_passes_the_verifier() {
     ws.cmd(&["-b"]).success();
     assert!(ws.path(".output/bin/trace_sleep").is_file());
     let pin_dir = format!("/sys/fs/bpf/ebpf-probe-new-{}", std::process::id());
-    let out = Command::new("bpftool")
-        .args([
-            "prog",
-            "loadall",
-            ws.path(".output/sleepwatch/sleepwatch.bpf.o")
-                .to_str()
-                .unwrap(),
-            &pin_dir,
-        ])
-        .output()
-        .unwrap();
+    let loaded = program("bpftool")
+        .args(["prog", "loadall"])
+        .arg(ws.path(".output/sleepwatch/sleepwatch.bpf.o"))
+        .arg(&pin_dir)
+        .output();
     let _ = std::fs::remove_dir_all(&pin_dir);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    loaded.assert_success();
 }
 
 fn listing(ws: &Workspace) -> Vec<String> {
@@ -181,15 +175,10 @@ fn init_and_dash_c_on_an_empty_directory_make_a_workspace_that_builds() {
     }
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("fresh");
-    let out = Command::new(BIN)
-        .args(["-C", root.to_str().unwrap(), "new", "first"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let root_arg = root.to_str().unwrap();
+    ebpf_probe(&["-C", root_arg, "new", "first"])
+        .tree_of(dir.path())
+        .success();
     for file in [
         "ebpf-probe.toml",
         "include/bpf.h",
@@ -200,28 +189,18 @@ fn init_and_dash_c_on_an_empty_directory_make_a_workspace_that_builds() {
     ] {
         assert!(root.join(file).is_file(), "{file}");
     }
-    let out = Command::new(BIN)
-        .args(["-C", root.to_str().unwrap(), "-g", "-b"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ebpf_probe(&["-C", root_arg, "-g", "-b"])
+        .tree_of(&root)
+        .success();
 
     let other = dir.path().join("second");
-    let out = Command::new(BIN)
-        .args(["init", other.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    ebpf_probe(&["init", other.to_str().unwrap()])
+        .tree_of(dir.path())
+        .success();
     assert!(other.join("include/__libbpf.h").is_file());
     // A non-empty directory is not taken over.
-    let out = Command::new(BIN)
-        .args(["init", root.join("probes").to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
+    ebpf_probe(&["init", root.join("probes").to_str().unwrap()])
+        .tree_of(dir.path())
+        .failure()
+        .stderr_contains("not empty");
 }

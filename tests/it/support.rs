@@ -1,8 +1,10 @@
-//! Test support: temp workspaces built from this repository's SDK, the real `ebpf-probe` binary, and the
-//! rule that a test needing root or tools skips on a laptop but fails under `CI`.
+//! Test support: temp workspaces built from this repository's SDK, the one builder through which tests run the
+//! real `ebpf-probe` binary and every other program (a failure reports command, cwd, tree, stdout and stderr),
+//! and the rule that a test needing root or tools skips on a laptop but fails under `CI`.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ebpf-probe");
 
@@ -121,6 +123,45 @@ impl Workspace {
         self
     }
 
+    /// Makes this a cargo workspace for the Rust probes `members` (`probes/tcpprobe`), laid out as `new --userland
+    /// rust` lays it out: this repository's `sdk/` (the Rust SDK, the skeleton generator, the probes' shared
+    /// build script), a root `Cargo.toml` with this repository's pinned `[workspace.dependencies]`, and its
+    /// `Cargo.lock`, so the probes build with the versions this repository is tested with and without a registry
+    /// lookup.
+    pub fn rust_workspace(self, members: &[&str]) -> Workspace {
+        copy_dir(&repo_root().join("sdk"), &self.root().join("sdk"));
+        let manifest = std::fs::read_to_string(repo_root().join("Cargo.toml")).unwrap();
+        let dependencies: String = manifest
+            .lines()
+            .skip_while(|l| *l != "[workspace.dependencies]")
+            .take_while(|l| !l.trim().is_empty())
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(
+            dependencies.contains("libbpf-rs"),
+            "no [workspace.dependencies] in this repository's Cargo.toml"
+        );
+        let members: Vec<String> = ["sdk/rust", "sdk/skelgen"]
+            .iter()
+            .chain(members)
+            .map(|m| format!("{m:?}"))
+            .collect();
+        std::fs::write(
+            self.root().join("Cargo.toml"),
+            format!(
+                "[workspace]\nmembers = [{}]\nresolver = \"2\"\n\n{dependencies}",
+                members.join(", ")
+            ),
+        )
+        .unwrap();
+        std::fs::copy(
+            repo_root().join("Cargo.lock"),
+            self.root().join("Cargo.lock"),
+        )
+        .unwrap();
+        self
+    }
+
     /// Writes `probes/<probe>/<file>`.
     pub fn file(self, relative: &str, contents: &str) -> Workspace {
         let path = self.root().join(relative);
@@ -129,13 +170,14 @@ impl Workspace {
         self
     }
 
+    /// `ebpf-probe ARGS` in the workspace root.
     pub fn cmd(&self, args: &[&str]) -> Run {
-        let mut command = Command::new(BIN);
-        command.args(args).current_dir(self.root());
-        Run {
-            command,
-            cwd: self.root().to_path_buf(),
-        }
+        Run::new(BIN, self.root(), Some(self.root())).args(args)
+    }
+
+    /// Another program (a built probe, `script`) in the workspace root; the report lists the workspace.
+    pub fn program(&self, program: impl AsRef<OsStr>) -> Run {
+        Run::new(program, self.root(), Some(self.root()))
     }
 
     /// `ebpf-probe -g` that must succeed.
@@ -149,13 +191,55 @@ impl Workspace {
     }
 }
 
+/// `ebpf-probe ARGS` outside any workspace: in a fresh empty directory, which the report lists (add the
+/// directory a `-C DIR` names with `tree_of`).
+pub fn ebpf_probe(args: &[&str]) -> Run {
+    let scratch = tempfile::Builder::new()
+        .prefix("ebpf-probe-test-cwd")
+        .tempdir()
+        .unwrap();
+    let mut run = Run::new(BIN, scratch.path(), Some(scratch.path())).args(args);
+    run.scratch = Some(scratch);
+    run
+}
+
+/// Any program (bpftool, cargo, mount, a built probe) in the test's own working directory; no tree in the report.
+pub fn program(program: impl AsRef<OsStr>) -> Run {
+    let cwd = std::env::current_dir().unwrap();
+    Run::new(program, &cwd, None)
+}
+
+/// A command to run, and what its report shows when an expectation fails: the command line, the working
+/// directory, a tree of the workspace (or of the directory it works on), stdout and stderr.
 pub struct Run {
-    pub command: Command,
-    cwd: PathBuf,
+    command: Command,
+    tree_root: Option<PathBuf>,
+    /// The empty working directory of a run outside any workspace, kept until its report is no longer needed.
+    scratch: Option<tempfile::TempDir>,
 }
 
 impl Run {
-    pub fn env(mut self, key: &str, value: &str) -> Run {
+    fn new(program: impl AsRef<OsStr>, cwd: &Path, tree_root: Option<&Path>) -> Run {
+        let mut command = Command::new(program);
+        command.current_dir(cwd);
+        Run {
+            command,
+            tree_root: tree_root.map(Path::to_path_buf),
+            scratch: None,
+        }
+    }
+
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Run {
+        self.command.arg(arg);
+        self
+    }
+
+    pub fn args<S: AsRef<OsStr>>(mut self, args: impl IntoIterator<Item = S>) -> Run {
+        self.command.args(args);
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Run {
         self.command.env(key, value);
         self
     }
@@ -165,12 +249,47 @@ impl Run {
         self
     }
 
-    pub fn output(mut self) -> Done {
-        let output = self.command.output().expect("run ebpf-probe");
-        Done {
-            description: format!("{:?} in {}", self.command, self.cwd.display()),
-            cwd: self.cwd,
-            output,
+    /// Runs in `dir` (a subdirectory of the workspace, or anywhere); the report still lists the same tree.
+    pub fn current_dir(mut self, dir: &Path) -> Run {
+        self.command.current_dir(dir);
+        self
+    }
+
+    /// The directory whose tree the report lists (e.g. the one `-C DIR` or `init DIR` works on).
+    pub fn tree_of(mut self, dir: &Path) -> Run {
+        self.tree_root = Some(dir.to_path_buf());
+        self
+    }
+
+    /// Runs in a process group of its own, so a test can kill it with every child it started.
+    pub fn own_process_group(mut self) -> Run {
+        use std::os::unix::process::CommandExt;
+        self.command.process_group(0);
+        self
+    }
+
+    /// The command as a shell line: `cd DIR && VAR=… "program" "arg"…` (std's `Debug` of a `Command`).
+    fn describe(&self) -> String {
+        format!("{:?}", self.command)
+    }
+
+    /// Runs to completion with stdin closed, capturing stdout and stderr.
+    pub fn output(self) -> Done {
+        self.try_output()
+            .unwrap_or_else(|(description, e)| panic!("could not start {description}: {e}"))
+    }
+
+    /// As `output`, but a program that cannot be started is an error, not a panic (for `Drop` impls).
+    pub fn try_output(mut self) -> Result<Done, (String, std::io::Error)> {
+        let description = self.describe();
+        match self.command.stdin(Stdio::null()).output() {
+            Ok(output) => Ok(Done {
+                description,
+                tree_root: self.tree_root,
+                output,
+                _scratch: self.scratch,
+            }),
+            Err(e) => Err((description, e)),
         }
     }
 
@@ -189,12 +308,63 @@ impl Run {
         }
         done
     }
+
+    /// Starts without waiting (stdin closed, stdout and stderr captured); `Spawned::wait` gives the `Done`.
+    pub fn spawn(mut self) -> Spawned {
+        let description = self.describe();
+        let child = self
+            .command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("could not start {description}: {e}"));
+        Spawned {
+            child,
+            description,
+            tree_root: self.tree_root,
+            scratch: self.scratch,
+        }
+    }
 }
 
+/// A started `Run`.
+pub struct Spawned {
+    child: std::process::Child,
+    description: String,
+    tree_root: Option<PathBuf>,
+    scratch: Option<tempfile::TempDir>,
+}
+
+impl Spawned {
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn is_finished(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_some()
+    }
+
+    pub fn wait(self) -> Done {
+        let output = self
+            .child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("could not wait for {}: {e}", self.description));
+        Done {
+            description: self.description,
+            tree_root: self.tree_root,
+            output,
+            _scratch: self.scratch,
+        }
+    }
+}
+
+/// A finished `Run`: its output, and a report of everything a reader of a failed test needs.
 pub struct Done {
     description: String,
-    cwd: PathBuf,
+    tree_root: Option<PathBuf>,
     pub output: Output,
+    _scratch: Option<tempfile::TempDir>,
 }
 
 impl Done {
@@ -207,14 +377,27 @@ impl Done {
     }
 
     pub fn report(&self) -> String {
+        let tree = match &self.tree_root {
+            Some(root) => format!("tree of {}:\n{}\n", root.display(), tree(root)),
+            None => String::new(),
+        };
         format!(
-            "command: {}\nstatus: {}\ntree:\n{}\n--- stdout\n{}\n--- stderr\n{}",
+            "command: {}\nstatus: {}\n{tree}--- stdout\n{}\n--- stderr\n{}",
             self.description,
             self.output.status,
-            tree(&self.cwd),
             self.stdout(),
             self.stderr()
         )
+    }
+
+    /// Asserts that the command succeeded (for a `Spawned` one, whose expectation comes after it ran).
+    pub fn assert_success(&self) -> &Done {
+        assert!(
+            self.output.status.success(),
+            "expected success\n{}",
+            self.report()
+        );
+        self
     }
 
     pub fn stderr_contains(&self, needle: &str) -> &Done {
@@ -264,36 +447,25 @@ pub fn list_tree(dir: &Path) -> Vec<String> {
     out
 }
 
-/// `ebpf-probe run PROBE --seconds 4` in `ws` (with `envs`) while `trigger` runs every 100 ms:
-/// (success, stdout, stderr).
+/// `ebpf-probe run PROBE --seconds 4` in `ws` (with `envs`) while `trigger` runs every 100 ms.
 pub fn run_while_triggering(
     ws: &Workspace,
     probe: &str,
     envs: &[(&str, &str)],
     trigger: &[&str],
-) -> (bool, String, String) {
-    let child = Command::new(BIN)
-        .args(["run", probe, "--seconds", "4"])
-        .envs(envs.iter().copied())
-        .current_dir(ws.root())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+) -> Done {
+    let mut run = ws.cmd(&["run", probe, "--seconds", "4"]);
+    for (key, value) in envs {
+        run = run.env(key, value);
+    }
+    let running = run.spawn();
     let started = std::time::Instant::now();
     while started.elapsed() < std::time::Duration::from_millis(3500) {
-        let _ = Command::new(trigger[0])
-            .args(&trigger[1..])
-            .stdout(std::process::Stdio::null())
-            .status();
+        // Only the events matter, not whether the trigger itself succeeds.
+        let _ = program(trigger[0]).args(&trigger[1..]).try_output();
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    running.wait()
 }
 
 pub fn copy_dir(from: &Path, to: &Path) {

@@ -4,34 +4,27 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{has_program, repo_root, require, require_kernel, RunningProbe, BIN};
+use crate::support::{has_program, program, require, require_kernel, RunningProbe, Workspace};
 
 const CLIENT_SENDS: usize = 1 << 20;
 const SERVER_SENDS: usize = 4096;
 
-/// Builds tcpprobe in this repository itself: a Rust probe needs the cargo workspace (its crate is a member,
-/// the SDK a path dependency), which a temp workspace would have to copy; here cargo's target dir is shared,
-/// so a warm build takes a second.
-fn build_tcpprobe() -> PathBuf {
-    let root = repo_root();
-    let mut args = vec!["-C".to_string(), root.display().to_string()];
-    // CI runs `-g -b` before the tests; a fresh clone has no kernel header yet.
-    if !root.join("include/vmlinux.h").exists() {
-        args.push("-g".to_string());
-    }
-    args.extend(["-b".to_string(), "tcpprobe".to_string()]);
-    let output = Command::new(BIN).args(&args).output().unwrap();
-    assert!(
-        output.status.success(),
-        "ebpf-probe {args:?} failed ({})\n--- stdout\n{}\n--- stderr\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    root.join(".output/bin/tcpprobe")
+/// Builds tcpprobe in a temp workspace laid out as `new --userland rust` makes one. Cargo's target directory is
+/// kept in this test binary's scratch space under `target/`, so libbpf-sys compiles once and later runs are
+/// warm; nothing is written into the repository's own `.output/` or `include/`.
+fn build_tcpprobe() -> (Workspace, PathBuf) {
+    let ws = Workspace::new()
+        .shipped_probe("tcpprobe")
+        .rust_workspace(&["probes/tcpprobe"])
+        .gen();
+    let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("rust-probes-target");
+    ws.cmd(&["-b", "tcpprobe"])
+        .env("CARGO_TARGET_DIR", &target)
+        .success();
+    let binary = ws.path(".output/bin/tcpprobe");
+    (ws, binary)
 }
 
 /// One `|tcp_link|…|` line, by meta field name.
@@ -232,7 +225,7 @@ fn tcpprobe_reports_both_ends_of_loopback_connections_with_owner_and_payload_byt
     {
         return;
     }
-    let binary = build_tcpprobe();
+    let (_ws, binary) = build_tcpprobe();
     // Opened before the probe starts: only the rest of its life is seen.
     let early_listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let mut early_client = TcpStream::connect(early_listener.local_addr().unwrap()).unwrap();
@@ -260,7 +253,8 @@ fn tcpprobe_reports_both_ends_of_loopback_connections_with_owner_and_payload_byt
             "exec 3<>/dev/tcp/127.0.0.1/{} && printf hello >&3 && read -r -N 7 reply <&3 && exec 3>&-",
             server_addr.port()
         );
-        let mut bash = Command::new("bash").args(["-c", &script]).spawn().unwrap();
+        let bash = program("bash").args(["-c", &script]).spawn();
+        let bash_pid = bash.id();
         let (mut stream, client_addr) = listener.accept().unwrap();
         let mut hello = [0u8; 5];
         stream.read_exact(&mut hello).unwrap();
@@ -268,19 +262,15 @@ fn tcpprobe_reports_both_ends_of_loopback_connections_with_owner_and_payload_byt
         let mut rest = Vec::new();
         stream.read_to_end(&mut rest).unwrap();
         drop(stream);
-        assert!(
-            bash.wait().unwrap().success(),
-            "bash could not talk to {server_addr} through /dev/tcp"
-        );
+        bash.wait().assert_success();
         let (client, server) = wait_for_both_ends(&mut probe, client_addr, server_addr);
         let what = format!(
-            "bash (pid {}) -> {server_addr}; the probe printed {:#?}",
-            bash.id(),
+            "bash (pid {bash_pid}) -> {server_addr}; the probe printed {:#?}",
             probe.seen
         );
         assert_eq!(
             (client.tgid, client.comm.as_str(), client.role.as_str()),
-            (bash.id(), "bash", "client"),
+            (bash_pid, "bash", "client"),
             "{what}"
         );
         assert_eq!((client.acked_bytes, client.rx_bytes), (5, 7), "{what}");
