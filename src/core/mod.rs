@@ -11,4 +11,5 @@ pub mod manifest;
 pub mod probe;
 pub mod progress;
 pub mod selection;
+pub mod trust;
 pub mod workspace;

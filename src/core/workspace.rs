@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::core::manifest::{self, WorkspaceManifest};
 use crate::core::probe::{Probe, PROBE_CONFIG};
+use crate::core::trust;
 use crate::paths;
 
 /// The file that marks a workspace root, as `Cargo.toml` marks a cargo package.
@@ -71,6 +72,8 @@ impl Workspace {
 
     /// The workspace rooted at `root`, whose marker file exists.
     pub fn load(root: &Path) -> Result<Workspace> {
+        trust::check_owner(root, root, "workspace directory")?;
+        trust::check_owner(&root.join(MARKER), root, "workspace file")?;
         let manifest: WorkspaceManifest = manifest::read(&root.join(MARKER), "workspace settings")?;
         let layout = Layout::resolve(root, &manifest);
         Ok(Workspace {
@@ -248,6 +251,7 @@ impl Workspace {
                 }
             };
             if is_probe {
+                trust::check_owner(&path.join(PROBE_CONFIG), &self.root, "probe settings")?;
                 probes.push(Probe::load(name, path)?);
             }
         }
