@@ -9,6 +9,7 @@ mod config;
 mod distro;
 mod embedded;
 mod gen;
+mod import;
 mod install;
 mod kernel;
 mod libbpf;

@@ -6,6 +6,7 @@ mod cli;
 mod gen;
 mod graph;
 mod http;
+mod import;
 mod install;
 mod libbpf;
 mod meta;
