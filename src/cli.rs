@@ -180,6 +180,30 @@ pub enum Command {
     Run(RunArgs),
     /// Validate probes' .meta files by gala-gopher's rules (also done before every build)
     CheckMeta(CleanArgs),
+    /// Write ebpf-probe.toml and probe.toml files for a gala-gopher ebpf.probe tree, from its Makefiles
+    ///
+    /// DIR is gala-gopher's `src/probes/extends/ebpf.probe` directory (or its `src/`); it becomes the workspace
+    /// root, so `ebpf-probe -b` then builds the probes in place. The Makefiles are read, never run: `mk/var.mk`
+    /// gives ebpf-probe.toml ([layout] include dirs, [build] defines, flags and libraries, the shared `lib` and
+    /// `common` source sets), and each probe directory's Makefile gives its probe.toml (binary name from APP,
+    /// BPF and C sources, include dirs, BTF_ENABLE_OVERRIDE, extra libraries, objects without a skeleton or
+    /// installed into a subdirectory, shared libraries, .meta files).
+    ///
+    /// Only those files are written, each atomically; no source file is touched. Running import again
+    /// gives the same bytes ("Unchanged"). A file import did not write (no `# Written by ebpf-probe import`
+    /// first line) is not replaced: import stops and writes nothing, unless --force moves it to `<name>.orig`.
+    /// Whatever cannot be translated (a `$(shell …)` a value depends on, a condition on the environment, a
+    /// command in a recipe) is listed with its file and line, and kept as a comment in the generated file.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args, Default)]
+pub struct ImportArgs {
+    /// The ebpf.probe directory (or its src/); default: the current directory
+    pub dir: Option<PathBuf>,
+    /// Move existing ebpf-probe.toml / probe.toml files that import did not write to `<name>.orig` and write anyway
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args, Default)]

@@ -11,8 +11,8 @@ use anyhow::{bail, Context, Result};
 use crate::build::{self, BuildOptions};
 use crate::check::{self, CheckOptions};
 use crate::cli::{
-    BuildArgs, CheckArgs, Cli, Command, GenArgs, InitArgs, InstallArgs, NewArgs, RunArgs,
-    UserlandArg,
+    BuildArgs, CheckArgs, Cli, Command, GenArgs, ImportArgs, InitArgs, InstallArgs, NewArgs,
+    RunArgs, UserlandArg,
 };
 use crate::core::probe::Userland;
 use crate::core::selection;
@@ -40,6 +40,7 @@ pub struct Request {
     pub init: Option<InitArgs>,
     pub run: Option<RunArgs>,
     pub check_meta: Option<Vec<String>>,
+    pub import: Option<ImportArgs>,
 }
 
 impl Request {
@@ -68,6 +69,7 @@ impl Request {
                 Command::Init(args) => plan.init = Some(args),
                 Command::Run(args) => plan.run = Some(args),
                 Command::CheckMeta(args) => plan.check_meta = Some(args.probes),
+                Command::Import(args) => plan.import = Some(args),
             }
             return Ok(plan);
         }
@@ -157,6 +159,10 @@ pub fn run(request: Request) -> Result<()> {
         Some(dir) => dir.clone(),
         None => std::env::current_dir()?,
     };
+    // Import makes a workspace out of a tree that is not one yet: it needs none.
+    if let Some(args) = &request.import {
+        return run_import(args, &start_dir);
+    }
     if let Some(args) = &request.init {
         let dir = if args.dir.is_absolute() {
             args.dir.clone()
@@ -341,6 +347,17 @@ pub fn run(request: Request) -> Result<()> {
             },
         )?;
     }
+    Ok(())
+}
+
+fn run_import(args: &ImportArgs, start_dir: &Path) -> Result<()> {
+    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    let report = crate::import::import(&crate::import::ImportOptions {
+        dir: start_dir.join(&dir),
+        force: args.force,
+        dir_as_given: args.dir.as_ref().map(|d| d.display().to_string()),
+    })?;
+    eprint!("{report}");
     Ok(())
 }
 

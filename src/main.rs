@@ -8,6 +8,7 @@ mod core;
 mod distro;
 mod embedded;
 mod generate;
+mod import;
 mod install;
 mod invocation;
 mod kernel;

@@ -123,7 +123,7 @@ pub struct ProbeConfig {
     pub cxx_sources: Option<Vec<String>>,
     /// The shared source sets this probe links (default: `[build] shared`).
     pub shared: Option<Vec<String>>,
-    /// `.meta` files (default: `*.meta` in the probe dir).
+    /// `.meta` files, paths or globs (default: `*.meta` in the probe dir).
     pub meta: Option<Vec<String>>,
     /// Settings for the BPF objects whose source matches `source`.
     #[serde(default)]

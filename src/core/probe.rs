@@ -93,7 +93,8 @@ impl Probe {
     /// Its `.meta` files: `meta = [...]` in probe.toml, else `*.meta` in its directory.
     pub fn meta_files(&self) -> Result<Vec<PathBuf>> {
         match &self.config.meta {
-            Some(files) => Ok(files.iter().map(|f| self.dir.join(f)).collect()),
+            Some(patterns) => paths::glob_files(&self.dir, patterns)
+                .with_context(|| format!("in `meta` of `{}`", self.config_path().display())),
             None => paths::files_with_suffix(&self.dir, ".meta"),
         }
     }

@@ -7,6 +7,7 @@ mod fast;
 mod gen;
 mod graph;
 mod http;
+mod import;
 mod install;
 mod libbpf;
 mod meta;

@@ -101,6 +101,17 @@ impl Workspace {
         Workspace { dir }
     }
 
+    /// A temp dir holding only a copy of `tests/fixtures/<name>`: no marker, no SDK (a tree `import` turns into a
+    /// workspace).
+    pub fn fixture_tree(name: &str) -> Workspace {
+        let dir = tempfile::Builder::new()
+            .prefix("ebpf-probe-test")
+            .tempdir()
+            .unwrap();
+        copy_dir(&repo_root().join("tests/fixtures").join(name), dir.path());
+        Workspace { dir }
+    }
+
     pub fn root(&self) -> &Path {
         self.dir.path()
     }
