@@ -204,11 +204,8 @@ fn import_refuses_a_file_it_did_not_write_and_force_moves_it_aside() {
 #[test]
 fn import_from_src_writes_at_the_ebpf_probe_directory() {
     let ws = Workspace::fixture_tree("gala-tree");
-    let mut from_src = ws.cmd(&["import"]);
-    from_src
-        .command
-        .current_dir(ws.path(EBPF_PROBE).join("src"));
-    from_src
+    ws.cmd(&["import"])
+        .current_dir(&ws.path(EBPF_PROBE).join("src"))
         .success()
         .stderr_contains("Next: `ebpf-probe -b` builds every probe.");
     assert_eq!(
