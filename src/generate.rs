@@ -11,7 +11,7 @@ use crate::paths;
 use crate::tool::{self, Cmd, ToolKind};
 use crate::toolchain::install_hint;
 
-pub const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
+use crate::kernel::KERNEL_BTF;
 
 pub struct GenOptions {
     /// Raw BTF or an ELF with a `.BTF` section; the running kernel's by default.

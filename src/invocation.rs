@@ -17,9 +17,10 @@ use crate::cli::{
 use crate::core::probe::Userland;
 use crate::core::selection;
 use crate::core::workspace::Workspace;
-use crate::generate::{self, GenOptions, KERNEL_BTF};
+use crate::generate::{self, GenOptions};
 use crate::install::{self, InstallDirs};
 use crate::kernel;
+use crate::kernel::KERNEL_BTF;
 use crate::run::RunOptions;
 use crate::scaffold::{self, Attach, NewOptions};
 

@@ -68,6 +68,9 @@ impl std::fmt::Display for KernelVersion {
 }
 
 /// The effective user id, from /proc/self/status (no libc call needed).
+/// Where the running kernel exposes its BTF.
+pub const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
+
 pub fn effective_uid() -> Option<u32> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("Uid:"))?;

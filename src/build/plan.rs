@@ -205,7 +205,7 @@ pub fn plan(settings: &PlanSettings) -> Result<Plan> {
         if probe.userland() != Userland::C {
             continue;
         }
-        let defines = define_flags(&probe.config.defines);
+        let defines = define_flags(&probe_defines(workspace, probe));
         for name in shared {
             let key = (name.clone(), defines.clone());
             if shared_steps.contains_key(&key) {
@@ -352,7 +352,7 @@ pub fn plan(settings: &PlanSettings) -> Result<Plan> {
             ));
             link_objects.push(object);
         }
-        let defines = define_flags(&probe.config.defines);
+        let defines = define_flags(&probe_defines(workspace, probe));
         let mut links_cxx = cxx;
         for name in &shared {
             let (steps, shared_objects) = &shared_steps[&(name.clone(), defines.clone())];
@@ -462,7 +462,7 @@ fn probe_flags(
             .chain(&shared_dirs)
             .cloned(),
     );
-    let defines = define_flags(&probe.config.defines);
+    let defines = define_flags(&probe_defines(workspace, probe));
     let config = &probe.config;
     ProbeFlags {
         bpf_includes: includes.clone(),
@@ -472,6 +472,20 @@ fn probe_flags(
         cxxflags: defines.iter().chain(&config.cxxflags).cloned().collect(),
         libs: config.libs.clone(),
     }
+}
+
+/// The probe's own defines, plus `[build] btf_defines`' choice when it names neither of the two.
+fn probe_defines(workspace: &Workspace, probe: &Probe) -> Vec<String> {
+    let mut defines = probe.config.defines.clone();
+    let choices = &workspace.manifest.build.btf_defines;
+    if let [with_btf, without_btf] = choices.as_slice() {
+        let named = |name: &str| defines.iter().any(|d| d.split('=').next() == Some(name));
+        if !named(with_btf) && !named(without_btf) {
+            let has_btf = Path::new(crate::kernel::KERNEL_BTF).exists();
+            defines.push(if has_btf { with_btf } else { without_btf }.clone());
+        }
+    }
+    defines
 }
 
 fn unique(items: impl Iterator<Item = PathBuf>) -> Vec<PathBuf> {

@@ -7,8 +7,8 @@ use anyhow::Result;
 use super::attach;
 use super::fix::FixAction;
 use super::Row;
-use crate::generate::KERNEL_BTF;
 use crate::kernel;
+use crate::kernel::KERNEL_BTF;
 use crate::libbpf::{Decision, Libbpf};
 
 pub fn rows() -> Vec<Row> {

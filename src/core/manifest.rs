@@ -78,6 +78,10 @@ pub struct BuildConfig {
     /// after every other dir of userland C compiles (gala-gopher's `CXXABI_INCLUDE_DIR`).
     #[serde(default)]
     pub cxx_headers_in_c: bool,
+    /// Two defines, `[WITH_BTF, WITHOUT_BTF]` (gala-gopher's `__BTF_ENABLE_ON`/`_OFF`): a probe whose `defines`
+    /// name neither gets the first when the target kernel has BTF (`/sys/kernel/btf/vmlinux`), else the second.
+    #[serde(default)]
+    pub btf_defines: Vec<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -75,6 +75,15 @@ impl Workspace {
         trust::check_owner(root, root, "workspace directory")?;
         trust::check_owner(&root.join(MARKER), root, "workspace file")?;
         let manifest: WorkspaceManifest = manifest::read(&root.join(MARKER), "workspace settings")?;
+        let btf_defines = &manifest.build.btf_defines;
+        if !btf_defines.is_empty() && btf_defines.len() != 2 {
+            bail!(
+                "`[build] btf_defines` in `{}` names {} define(s); it takes two, the one for kernels with BTF first: \
+                 [\"__BTF_ENABLE_ON\", \"__BTF_ENABLE_OFF\"]",
+                root.join(MARKER).display(),
+                btf_defines.len()
+            );
+        }
         let layout = Layout::resolve(root, &manifest);
         Ok(Workspace {
             root: root.to_path_buf(),

@@ -50,6 +50,10 @@ pub struct Build {
     pub libs: Vec<String>,
     pub ldflags: Vec<String>,
     pub shared: Vec<String>,
+    /// `BTF_ENABLE_OVERRIDE`'s defines, chosen by the tool when a probe sets none.
+    pub btf_defines: Vec<String>,
+    /// C sources include C++ library headers (`CXXABI_INCLUDE_DIR`).
+    pub cxx_headers_in_c: bool,
 }
 
 /// `[sources.<name>]`: globs relative to the root.

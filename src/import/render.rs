@@ -43,6 +43,10 @@ pub fn workspace(file: &WorkspaceFile) -> String {
     list(&mut out, "libs", &b.libs, false);
     list(&mut out, "ldflags", &b.ldflags, false);
     list(&mut out, "shared", &b.shared, true);
+    list(&mut out, "btf_defines", &b.btf_defines, false);
+    if b.cxx_headers_in_c {
+        out.push_str("cxx_headers_in_c = true\n");
+    }
     for set in &file.sources {
         let _ = writeln!(out, "\n[sources.{}]", key(&set.name));
         list(&mut out, "c", &set.c, false);

@@ -186,7 +186,12 @@ pub fn translate(root: &Path, src: &Path, probes: &[String]) -> Result<(Workspac
     let mut unknown_includes = Vec::new();
     for dir in includes {
         if !token::is_known(&dir) || token::has_glob(&dir) {
-            unknown_includes.push(format!("-I{dir}"));
+            // var.mk's CXXABI_INCLUDE_DIR: the C++ library's dirs, for C sources that include <cxxabi.h>.
+            if dir.starts_with("/usr/include/c++/") {
+                file.build.cxx_headers_in_c = true;
+            } else {
+                unknown_includes.push(format!("-I{dir}"));
+            }
             continue;
         }
         if !dir.starts_with('/') {
@@ -268,16 +273,20 @@ pub fn translate(root: &Path, src: &Path, probes: &[String]) -> Result<(Workspac
     }
     if btf {
         file.notes.push(
-            "-D__BTF_ENABLE_ON/OFF is per probe (its BTF_ENABLE_OVERRIDE); a probe that leaves it unset gets \
-             ebpf-probe's rule, ON when /sys/kernel/btf/vmlinux exists (what var.mk computed when make ran)."
+            "-D__BTF_ENABLE_ON/OFF is per probe (its BTF_ENABLE_OVERRIDE); a probe that sets neither gets \
+             btf_defines' choice: the first when the target kernel has BTF, as var.mk computed when make ran."
                 .to_string(),
         );
+        file.build.btf_defines = vec![
+            "__BTF_ENABLE_ON".to_string(),
+            "__BTF_ENABLE_OFF".to_string(),
+        ];
     }
     if file.build.libs.iter().any(|l| l == "jsoncpp") {
-        file.notes.push(
-            "json/json.h (jsoncpp) is under /usr/include/jsoncpp on Debian and Ubuntu: add that dir to \
-             system_includes there."
-                .to_string(),
+        // Debian and Ubuntu keep json/json.h there; elsewhere the dir does not exist, which is harmless.
+        push_unique(
+            &mut file.build.system_includes,
+            "/usr/include/jsoncpp".to_string(),
         );
     }
     shared.build = file.build.clone();
