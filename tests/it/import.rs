@@ -27,8 +27,8 @@ ext_def = false
 [build]
 # Left to ebpf-probe: -D__TARGET_ARCH_* -DCLANG_VER_MAJOR (computed for the build machine); -lbpf -lelf -lz
 #   -lpthread (always linked; -lbpf is the libbpf --libbpf chose).
-# -D__BTF_ENABLE_ON/OFF is per probe (its BTF_ENABLE_OVERRIDE); a probe that leaves it unset gets ebpf-probe's
-#   rule, ON when /sys/kernel/btf/vmlinux exists (what var.mk computed when make ran).
+# -D__BTF_ENABLE_ON/OFF is per probe (its BTF_ENABLE_OVERRIDE); a probe that sets neither gets btf_defines'
+#   choice: the first when the target kernel has BTF, as var.mk computed when make ran.
 defines = ["FIXTURE_TREE", "PROBE_AGENT_VER=\"1\""]
 bpf_flags = ["-fPIC", "-std=gnu11"]
 cflags = ["-std=gnu11", "-Wno-stringop-truncation"]
@@ -36,6 +36,7 @@ cxxflags = ["-std=c++11"]
 libs = ["stdc++"]
 ldflags = ["-Wl,-z,relro,-z,now"]
 shared = ["lib", "common"]
+btf_defines = ["__BTF_ENABLE_ON", "__BTF_ENABLE_OFF"]
 
 [sources.lib]
 c = ["src/lib/*.c"]
