@@ -3,6 +3,7 @@
 //! cargo run. One probe's failure does not stop the others.
 
 pub mod plan;
+pub mod prelude;
 pub mod rust;
 
 use std::path::PathBuf;
@@ -239,7 +240,7 @@ fn execute(step: &Step, plan: &Plan, context: &RunContext) -> Result<bool> {
     } = *context;
     let probe = step.probe.map(|p| (&probes[p], &plan.probe_flags[p]));
     match &step.action {
-        Action::PrecompiledHeader { pch } => {
+        Action::PrecompiledHeader { pch, .. } => {
             compiler.build_precompiled_header(&plan.precompiled_headers[*pch])
         }
         Action::SharedObject {

@@ -13,9 +13,13 @@ use crate::core::graph::Node;
 use crate::core::probe::{Probe, Userland};
 use crate::core::workspace::{normalize, SharedSet, Workspace};
 
+use super::prelude;
+
 pub enum Action {
     PrecompiledHeader {
         pch: usize,
+        /// The SDK header the prelude includes, for progress output.
+        header: String,
     },
     /// A source of a shared set, compiled once per set of probe defines for every probe that links it.
     SharedObject {
@@ -76,7 +80,9 @@ impl Step {
     pub fn describe(&self, compiler: &Compiler, probes: &[Probe]) -> (&'static str, String) {
         let shown = |p: &Path| compiler.shown(p).display().to_string();
         match &self.action {
-            Action::PrecompiledHeader { .. } => ("Precompiling", "include/vmlinux.h".to_string()),
+            Action::PrecompiledHeader { header, .. } => {
+                ("Precompiling", format!("{header} (BPF prelude)"))
+            }
             Action::SharedObject { source, .. } => ("Compiling", shown(source)),
             Action::BpfObject { source, .. } => ("Compiling", shown(source)),
             Action::Skeleton { skeleton, .. } => ("Generating", shown(skeleton)),
@@ -169,30 +175,45 @@ pub fn plan(settings: &PlanSettings) -> Result<Plan> {
         sources.push(probe_sources);
     }
 
-    // The precompiled headers go first: every BPF compile that includes the kernel header waits for one.
-    // The probe's BPF flags → (precompiled header, its step).
-    let mut pch_steps: BTreeMap<Vec<String>, (usize, usize)> = BTreeMap::new();
-    let tested = if settings.precompile_header {
-        let dir = workspace.kernel_header_dir();
-        macros_tested_by(&[dir.join("vmlinux.h"), dir.join("ext_def.h")])
-    } else {
-        BTreeSet::new()
-    };
-    let uses_pch = |source: &Path| can_use_precompiled_header(source, &tested);
-    for (index, sources) in sources.iter().enumerate() {
-        let Ok((sources, _)) = sources else { continue };
-        let flags = plan.probe_flags[index].bpf_flags.clone();
-        if !settings.precompile_header
-            || pch_steps.contains_key(&flags)
-            || !sources.bpf.iter().any(|s| uses_pch(&s.source))
-        {
-            continue;
-        }
-        if let Some(header) = compiler.precompiled_header(&workspace.pch_dir(), &flags) {
-            let pch = plan.precompiled_headers.len();
-            plan.precompiled_headers.push(header);
-            let step = plan.add(Action::PrecompiledHeader { pch }, None, Vec::new());
-            pch_steps.insert(flags, (pch, step));
+    // The precompiled headers go first: every BPF compile whose prelude can be precompiled waits for one.
+    // (The probe's BPF flags, the prelude's text) → (precompiled header, its step); each source's entry.
+    let mut pch_steps: BTreeMap<(Vec<String>, String), (usize, usize)> = BTreeMap::new();
+    let mut source_pch: BTreeMap<PathBuf, (usize, usize)> = BTreeMap::new();
+    if settings.precompile_header && compiler.has_kernel_header() {
+        for (index, sources) in sources.iter().enumerate() {
+            let Ok((sources, _)) = sources else { continue };
+            let flags = plan.probe_flags[index].bpf_flags.clone();
+            let macros = prelude::command_line_macros(&compiler.bpf_flags(&flags));
+            for bpf in &sources.bpf {
+                let Some(prelude) = shareable_prelude(workspace, &bpf.source, &macros) else {
+                    continue;
+                };
+                let key = (flags.clone(), prelude.text.clone());
+                let entry = match pch_steps.get(&key) {
+                    Some(entry) => *entry,
+                    None => {
+                        let header = compiler.precompiled_header(
+                            &workspace.pch_dir(),
+                            &flags,
+                            &prelude.text,
+                            &workspace.layout.include_dirs,
+                        );
+                        let pch = plan.precompiled_headers.len();
+                        plan.precompiled_headers.push(header);
+                        let step = plan.add(
+                            Action::PrecompiledHeader {
+                                pch,
+                                header: prelude.header.clone(),
+                            },
+                            None,
+                            Vec::new(),
+                        );
+                        pch_steps.insert(key, (pch, step));
+                        (pch, step)
+                    }
+                };
+                source_pch.insert(bpf.source.clone(), entry);
+            }
         }
     }
 
@@ -280,15 +301,13 @@ pub fn plan(settings: &PlanSettings) -> Result<Plan> {
             }
         };
         let out_dir = workspace.probe_output_dir(&probe.name);
-        let flags = &plan.probe_flags[index];
-        let pch_entry = pch_steps.get(&flags.bpf_flags).copied();
         let mut objects = Vec::new();
         let mut bpf_steps = Vec::new();
         let mut skeleton_steps = Vec::new();
         let mut skeleton_objects = Vec::new();
         for bpf in &sources.bpf {
             let object = out_dir.join(format!("{}.bpf.o", bpf.relative_stem.display()));
-            let pch_entry = pch_entry.filter(|_| uses_pch(&bpf.source));
+            let pch_entry = source_pch.get(&bpf.source).copied();
             let step = plan.add(
                 Action::BpfObject {
                     source: bpf.source.clone(),
@@ -539,97 +558,27 @@ fn fnv1a32(bytes: &[u8]) -> u32 {
     })
 }
 
-/// Whether a BPF source can take the precompiled kernel header: the header is its first `#include` (directly or
-/// through the SDK's `bpf.h`) and nothing before it defines a macro the header tests (such as
-/// `BPF_NO_PRESERVE_ACCESS_INDEX`). The precompiled header comes before everything else in the source, so in
-/// any other case it could change what the program means; those sources parse the header the plain way.
-fn can_use_precompiled_header(source: &Path, tested: &BTreeSet<String>) -> bool {
-    std::fs::read_to_string(source).is_ok_and(|text| starts_with_kernel_header(&text, tested))
-}
-
-fn starts_with_kernel_header(text: &str, tested: &BTreeSet<String>) -> bool {
-    let mut in_comment = false;
-    for line in text.lines() {
-        let mut line = line.trim();
-        if in_comment {
-            match line.find("*/") {
-                Some(end) => {
-                    in_comment = false;
-                    line = line[end + 2..].trim();
-                }
-                None => continue,
-            }
-        }
-        if let Some(start) = line.strip_prefix("/*") {
-            match start.find("*/") {
-                Some(end) => line = start[end + 2..].trim(),
-                None => {
-                    in_comment = true;
-                    continue;
-                }
-            }
-        }
-        if line.is_empty() || line.starts_with("//") {
-            continue;
-        }
-        let Some(directive) = line.strip_prefix('#').map(str::trim_start) else {
-            return false;
-        };
-        if let Some(name) = directive.strip_prefix("include") {
-            let name = name
-                .trim()
-                .trim_matches(|c| c == '"' || c == '<' || c == '>');
-            return name == "vmlinux.h" || name == "bpf.h";
-        }
-        let Some(definition) = directive.strip_prefix("define") else {
-            return false;
-        };
-        let macro_name: String = definition
-            .trim_start()
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .collect();
-        if tested.contains(&macro_name) {
-            return false;
-        }
+/// The prelude of a BPF source when a precompiled header of it may be shared: it can be run twice (see
+/// `prelude`), and its header is an SDK header with an include guard, found in the SDK include dirs and not in
+/// the source's own directory (every probe's compile then resolves it to the same file).
+fn shareable_prelude(
+    workspace: &Workspace,
+    source: &Path,
+    macros: &prelude::Macros,
+) -> Option<prelude::Prelude> {
+    let text = std::fs::read_to_string(source).ok()?;
+    let prelude = prelude::prelude_of(&text, macros)?;
+    if prelude.quoted && source.parent()?.join(&prelude.header).exists() {
+        return None;
     }
-    false
-}
-
-/// The macros `#ifdef`/`#ifndef`/`defined()` tests in the kernel header and what it includes (`ext_def.h`).
-fn macros_tested_by(headers: &[PathBuf]) -> BTreeSet<String> {
-    let mut tested = BTreeSet::new();
-    for header in headers {
-        let Ok(text) = std::fs::read_to_string(header) else {
-            continue;
-        };
-        for line in text.lines() {
-            let Some(directive) = line.trim_start().strip_prefix('#').map(str::trim_start) else {
-                continue;
-            };
-            let names = if let Some(rest) = directive
-                .strip_prefix("ifndef")
-                .or_else(|| directive.strip_prefix("ifdef"))
-            {
-                vec![rest]
-            } else if directive.starts_with("if") {
-                directive.split("defined").skip(1).collect()
-            } else {
-                continue;
-            };
-            for name in names {
-                let name: String = name
-                    .trim_start_matches(|c: char| c.is_whitespace() || c == '(')
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                    .collect();
-                if !name.is_empty() {
-                    tested.insert(name);
-                }
-            }
-        }
-    }
-    tested
+    let header = workspace
+        .layout
+        .include_dirs
+        .iter()
+        .map(|dir| dir.join(&prelude.header))
+        .find(|path| path.is_file())?;
+    let header_text = std::fs::read(&header).ok()?;
+    prelude::has_include_guard(&String::from_utf8_lossy(&header_text)).then_some(prelude)
 }
 
 /// `x.c` / `x.cpp` → `x.o`.
@@ -644,28 +593,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_sources_that_open_with_the_kernel_header_take_the_precompiled_one() {
-        let tested: BTreeSet<String> = ["BPF_NO_PRESERVE_ACCESS_INDEX", "BPF_ANY"]
-            .map(String::from)
-            .into();
-        let takes = |text: &str| starts_with_kernel_header(text, &tested);
-        assert!(takes(
-            "// x\n#include \"vmlinux.h\"\n#include <bpf/bpf_helpers.h>\n"
-        ));
-        assert!(takes(
-            "/* licence\n * more */\n#define BPF_PROG_KERN\n# include \"bpf.h\"\n"
-        ));
-        assert!(takes("#include <vmlinux.h>\n"));
-        assert!(!takes("#include <linux/bpf.h>\n#include \"vmlinux.h\"\n"));
-        assert!(!takes("// #include \"vmlinux.h\" is not used here\n"));
-        assert!(!takes(
-            "#define BPF_NO_PRESERVE_ACCESS_INDEX\n#include \"vmlinux.h\"\n"
-        ));
-        assert!(!takes("#ifdef X\n#include \"vmlinux.h\"\n#endif\n"));
-        assert!(!takes("#include <bpf/bpf.h>\n"));
-    }
-
-    #[test]
     fn objects_mirror_their_source_paths_and_stay_inside() {
         let dir = Path::new("/w/src/l7probe");
         assert_eq!(
@@ -677,27 +604,5 @@ mod tests {
             Path::new("_up_/lib/pystack/a.o")
         );
         assert_eq!(object_name(Path::new("/c/json_tool.cpp")), "json_tool.o");
-    }
-
-    #[test]
-    fn the_macros_a_header_tests_are_found() {
-        let dir = tempfile::tempdir().unwrap();
-        let header = dir.path().join("h.h");
-        std::fs::write(
-            &header,
-            "#ifndef __VMLINUX_H__\n#ifndef BPF_NO_PRESERVE_ACCESS_INDEX\n# ifdef A\n#if defined(B) && defined C\n#define D 1\n",
-        )
-        .unwrap();
-        let tested = macros_tested_by(&[header, dir.path().join("missing.h")]);
-        assert_eq!(
-            tested.into_iter().collect::<Vec<_>>(),
-            [
-                "A",
-                "B",
-                "BPF_NO_PRESERVE_ACCESS_INDEX",
-                "C",
-                "__VMLINUX_H__"
-            ]
-        );
     }
 }

@@ -59,10 +59,6 @@ pub struct Compiler {
 }
 
 struct KernelHeader {
-    /// As the build names it (the `vmlinux.h` link).
-    path: PathBuf,
-    /// The SDK dir holding it (and `ext_def.h`, which it includes).
-    include_dir: PathBuf,
     /// The file the link resolves to, with its size and time: switching headers changes every BPF fingerprint.
     identity: String,
 }
@@ -84,10 +80,16 @@ pub struct CompilerSettings<'a> {
     pub output: Console,
 }
 
-/// The kernel header compiled once by clang (`-x c-header`) and used by every BPF compile with the same flags:
-/// parsing the 2.8 MB header is most of a BPF compile.
+/// A BPF source's prelude (its first directives and the SDK header they include, which pulls in the kernel
+/// header) compiled once by clang (`-x c-header`) and used by every BPF compile with the same prelude and flags:
+/// parsing the 2.8 MB kernel header is most of a BPF compile.
 pub struct PrecompiledHeader {
     pub path: PathBuf,
+    /// The prelude's text, written to `prelude` and compiled from there.
+    prelude_text: String,
+    prelude: PathBuf,
+    /// The SDK include dirs it is compiled with (every probe's list starts with them).
+    include_dirs: Vec<PathBuf>,
     /// The probe-specific clang flags this header was built with (they must match the compiles that use it).
     extra_flags: Vec<String>,
     /// Cleared when clang could not build it: compiles then include the header the plain way.
@@ -123,8 +125,6 @@ impl Compiler {
             .map(|dir| vec!["-idirafter".to_string(), dir.display().to_string()])
             .unwrap_or_default();
         let kernel_header = settings.kernel_header.map(|path| KernelHeader {
-            path: path.to_path_buf(),
-            include_dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
             identity: format!("kernel header {}", tool_identity(path)),
         });
         let build = settings.build;
@@ -234,7 +234,7 @@ impl Compiler {
     }
 
     /// The clang flags every BPF compile with `extra_flags` shares, whatever its include dirs.
-    fn bpf_flags(&self, extra_flags: &[String]) -> Vec<String> {
+    pub fn bpf_flags(&self, extra_flags: &[String]) -> Vec<String> {
         let mut flags: Vec<String> = ["-g", "-O2", "-Wall", "-target", "bpf"]
             .map(String::from)
             .to_vec();
@@ -246,41 +246,51 @@ impl Compiler {
         flags
     }
 
-    /// The precompiled kernel header for BPF compiles with `extra_flags`, named after everything that shapes it
-    /// (the header the link resolves to, clang, the flags), or `None` when there is no kernel header.
+    /// Whether BPF programs have a kernel header to include (a precompiled header is worth planning).
+    pub fn has_kernel_header(&self) -> bool {
+        self.kernel_header.is_some()
+    }
+
+    /// The precompiled header of `prelude_text` for BPF compiles with `extra_flags`, named after everything that
+    /// shapes it (the kernel header the link resolves to, clang, the flags, the prelude, the include dirs).
     pub fn precompiled_header(
         &self,
         pch_dir: &Path,
         extra_flags: &[String],
-    ) -> Option<PrecompiledHeader> {
-        let header = self.kernel_header.as_ref()?;
-        let key = format!(
-            "{}\n{}\n{}\n{}",
-            header.identity,
-            self.clang_identity,
-            self.bpf_flags(extra_flags).join(" "),
-            self.libbpf_includes.join(" ")
-        );
-        Some(PrecompiledHeader {
-            path: pch_dir.join(format!("vmlinux-{:016x}.h.pch", fnv1a(key.as_bytes()))),
-            extra_flags: extra_flags.to_vec(),
-            usable: AtomicBool::new(true),
-        })
-    }
-
-    /// Builds `pch` unless it is fresh. When clang cannot precompile the header, says so in one line and leaves
-    /// the compiles to include it the plain way: a slower build is not a failed one.
-    pub fn build_precompiled_header(&self, pch: &PrecompiledHeader) -> Result<bool> {
-        let header = self
+        prelude_text: &str,
+        include_dirs: &[PathBuf],
+    ) -> PrecompiledHeader {
+        let identity = self
             .kernel_header
             .as_ref()
-            .expect("a precompiled header is planned only when there is a kernel header");
+            .map_or("", |header| header.identity.as_str());
+        let key = format!(
+            "{identity}\n{}\n{}\n{}\n{prelude_text}\n{}",
+            self.clang_identity,
+            self.bpf_flags(extra_flags).join(" "),
+            self.libbpf_includes.join(" "),
+            self.include_flags(include_dirs).join(" ")
+        );
+        let name = format!("prelude-{:016x}", fnv1a(key.as_bytes()));
+        PrecompiledHeader {
+            path: pch_dir.join(format!("{name}.h.pch")),
+            prelude: pch_dir.join(format!("{name}.h")),
+            prelude_text: prelude_text.to_string(),
+            include_dirs: include_dirs.to_vec(),
+            extra_flags: extra_flags.to_vec(),
+            usable: AtomicBool::new(true),
+        }
+    }
+
+    /// Builds `pch` unless it is fresh. When clang cannot precompile it, says why in a few lines and leaves the
+    /// compiles that would use it to parse their headers the plain way: a slower build is not a failed one.
+    pub fn build_precompiled_header(&self, pch: &PrecompiledHeader) -> Result<bool> {
         let depfile = pch.path.with_extension("d");
         let command_to = |output: &Path| {
             Cmd::new(&self.toolchain.clang)
                 .cwd(&self.root)
                 .args(self.bpf_flags(&pch.extra_flags))
-                .args(self.include_flags(std::slice::from_ref(&header.include_dir)))
+                .args(self.include_flags(&pch.include_dirs))
                 .args(&self.libbpf_includes)
                 .args(&self.bpf_system_includes)
                 .args(["-MD", "-MF"])
@@ -288,31 +298,37 @@ impl Compiler {
                 .arg("-MT")
                 .arg(self.shown(&pch.path))
                 .args(["-x", "c-header"])
-                .arg(self.shown(&header.path))
+                .arg(self.shown(&pch.prelude))
                 .arg("-o")
                 .arg(self.shown(output))
         };
-        let fingerprint = format!(
-            "{}\n{}\n{}\n",
-            command_to(&pch.path),
-            self.clang_identity,
-            header.identity
-        );
-        let built = self.step(
-            &pch.path,
-            &fingerprint,
-            &[self.shown(&header.path)],
-            Some(&self.shown(&depfile)),
-            |temp| self.exec(&command_to(temp)).map(drop),
-        );
+        let mut fingerprint = format!("{}\n{}\n", command_to(&pch.path), self.clang_identity);
+        if let Some(header) = &self.kernel_header {
+            fingerprint.push_str(&header.identity);
+            fingerprint.push('\n');
+        }
+        let built = (|| {
+            // Rewritten only when it changes, so its time does not make the header stale.
+            if std::fs::read_to_string(&pch.prelude).ok().as_deref() != Some(&pch.prelude_text) {
+                crate::paths::write_atomic(&pch.prelude, pch.prelude_text.as_bytes())?;
+            }
+            self.step(
+                &pch.path,
+                &fingerprint,
+                &[self.shown(&pch.prelude)],
+                Some(&self.shown(&depfile)),
+                |temp| self.exec(&command_to(temp)).map(drop),
+            )
+        })();
         match built {
             Ok(ran) => Ok(ran),
             Err(e) => {
                 pch.usable.store(false, Ordering::SeqCst);
+                let header = pch.prelude_text.lines().last().unwrap_or_default();
                 self.output.println(&format!(
-                    "note: clang could not precompile `{}`, so every BPF program parses it instead (slower, same result): {}",
-                    self.shown(&header.path).display(),
-                    first_line(&format!("{e:#}"))
+                    "note: clang could not precompile `{header}` for the BPF programs that open with it \
+                     (they parse it instead: slower, same result):\n{}",
+                    indent(&format!("{e:#}"))
                 ));
                 Ok(false)
             }
@@ -635,8 +651,12 @@ fn mentions_precompiled_header(error: &str) -> bool {
     error.contains("precompiled header") || error.contains("PCH file")
 }
 
-fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or("")
+fn indent(text: &str) -> String {
+    text.lines()
+        .take(20)
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// FNV-1a: a stable, dependency-free name for a precompiled header's inputs (not a security hash).

@@ -1,0 +1,283 @@
+//! Which BPF sources may share a precompiled header, and what it holds: a source's *prelude* — the directives
+//! before its first `#include` (`#define BPF_PROG_KERN`, gala-gopher's `#ifdef BPF_PROG_USER / #undef … / #endif`)
+//! and that include (`bpf.h`, `vmlinux.h`). The header is compiled once from the prelude's text, and clang puts it
+//! before the source, which then runs its prelude a second time. That is the same program only when a second run
+//! changes nothing: the prelude may use just `#define`, `#undef`, `#ifdef`, `#ifndef`, `#else` and `#endif`, and
+//! running it from its own end state must give that state again with no conflicting redefinition; the included
+//! header must have an include guard, so the second `#include` adds nothing.
+
+use std::collections::BTreeMap;
+
+/// Macro name → its text (`NAME(args) body` as written after the name), as the preprocessor holds it.
+pub type Macros = BTreeMap<String, String>;
+
+/// A source's prelude: the directives as written (one per line) and the header its `#include` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prelude {
+    pub text: String,
+    /// As written between the quotes or brackets.
+    pub header: String,
+    /// `#include "…"` (searched in the source's own directory first) rather than `<…>`.
+    pub quoted: bool,
+}
+
+/// The macros `-D`/`-U` flags leave defined before the first line of a source.
+pub fn command_line_macros(flags: &[String]) -> Macros {
+    let mut macros = Macros::new();
+    for flag in flags {
+        if let Some(definition) = flag.strip_prefix("-D") {
+            let (name, value) = definition.split_once('=').unwrap_or((definition, "1"));
+            macros.insert(name.to_string(), format!(" {value}"));
+        } else if let Some(name) = flag.strip_prefix("-U") {
+            macros.remove(name);
+        }
+    }
+    macros
+}
+
+/// The prelude of `source`, when it is one that can be precompiled and run again safely (see the module doc).
+pub fn prelude_of(source: &str, command_line: &Macros) -> Option<Prelude> {
+    let mut directives: Vec<String> = Vec::new();
+    let mut include: Option<(String, bool)> = None;
+    for line in code_lines(source) {
+        let directive = line.strip_prefix('#')?.trim_start();
+        if let Some(rest) = directive.strip_prefix("include") {
+            let rest = rest.trim();
+            let (header, quoted) = if let Some(name) = rest.strip_prefix('"') {
+                (name.strip_suffix('"')?, true)
+            } else {
+                (rest.strip_prefix('<')?.strip_suffix('>')?, false)
+            };
+            directives.push(format!("#{directive}"));
+            include = Some((header.to_string(), quoted));
+            break;
+        }
+        directives.push(format!("#{directive}"));
+    }
+    let (header, quoted) = include?;
+    let steps: Vec<Directive> = directives[..directives.len() - 1]
+        .iter()
+        .map(|d| Directive::parse(d))
+        .collect::<Option<_>>()?;
+    let once = run(&steps, command_line.clone())?;
+    let twice = run(&steps, once.clone())?;
+    if once != twice {
+        return None;
+    }
+    Some(Prelude {
+        text: directives.join("\n") + "\n",
+        header,
+        quoted,
+    })
+}
+
+/// Whether a header's first directives are an include guard (`#ifndef X` + `#define X`) or `#pragma once`.
+pub fn has_include_guard(header: &str) -> bool {
+    let mut lines = code_lines(header).into_iter();
+    let Some(first) = lines.next() else {
+        return false;
+    };
+    let first = first.trim_start_matches('#').trim_start();
+    if first.starts_with("pragma") && first.contains("once") {
+        return true;
+    }
+    let Some(guard) = first.strip_prefix("ifndef").map(str::trim) else {
+        return false;
+    };
+    lines.next().is_some_and(|second| {
+        second
+            .trim_start_matches('#')
+            .trim_start()
+            .strip_prefix("define")
+            .is_some_and(|rest| rest.split_whitespace().next() == Some(guard))
+    })
+}
+
+enum Directive {
+    Define { name: String, text: String },
+    Undef(String),
+    IfDef { name: String, defined: bool },
+    Else,
+    EndIf,
+}
+
+impl Directive {
+    fn parse(line: &str) -> Option<Directive> {
+        let directive = line.strip_prefix('#')?.trim_start();
+        let word: String = directive
+            .chars()
+            .take_while(|c| c.is_ascii_alphabetic())
+            .collect();
+        let rest = directive[word.len()..].trim_start();
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let after_name = &rest[name.len()..];
+        let name_only = !name.is_empty() && after_name.trim().is_empty();
+        match word.as_str() {
+            "define" if !name.is_empty() => Some(Directive::Define {
+                text: normalize_body(after_name),
+                name,
+            }),
+            "undef" if name_only => Some(Directive::Undef(name)),
+            "ifdef" if name_only => Some(Directive::IfDef {
+                name,
+                defined: true,
+            }),
+            "ifndef" if name_only => Some(Directive::IfDef {
+                name,
+                defined: false,
+            }),
+            "else" if rest.is_empty() => Some(Directive::Else),
+            "endif" => Some(Directive::EndIf),
+            _ => None,
+        }
+    }
+}
+
+/// A macro's text with runs of blanks folded, as the preprocessor compares redefinitions.
+fn normalize_body(text: &str) -> String {
+    let parameters_glued = !text.starts_with(char::is_whitespace) && text.starts_with('(');
+    let folded = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if parameters_glued || folded.is_empty() {
+        folded
+    } else {
+        format!(" {folded}")
+    }
+}
+
+/// Runs the directives from `macros`; `None` when a definition conflicts with one in force (a redefinition
+/// that would warn and change meaning) or the conditionals do not balance.
+fn run(steps: &[Directive], mut macros: Macros) -> Option<Macros> {
+    // Whether each open conditional's current branch is taken.
+    let mut taken: Vec<(bool, bool)> = Vec::new();
+    let active = |taken: &Vec<(bool, bool)>| taken.iter().all(|(branch, _)| *branch);
+    for step in steps {
+        match step {
+            Directive::IfDef { name, defined } => {
+                let outer = active(&taken);
+                let holds = macros.contains_key(name) == *defined;
+                taken.push((outer && holds, outer));
+            }
+            Directive::Else => {
+                let (branch, outer) = taken.pop()?;
+                taken.push((outer && !branch, outer));
+            }
+            Directive::EndIf => {
+                taken.pop()?;
+            }
+            _ if !active(&taken) => {}
+            Directive::Define { name, text } => {
+                if macros.get(name).is_some_and(|old| old != text) {
+                    return None;
+                }
+                macros.insert(name.clone(), text.clone());
+            }
+            Directive::Undef(name) => {
+                macros.remove(name);
+            }
+        }
+    }
+    taken.is_empty().then_some(macros)
+}
+
+/// The lines of C text outside comments, trimmed, blank ones left out.
+fn code_lines(text: &str) -> Vec<&str> {
+    let mut lines = Vec::new();
+    let mut in_comment = false;
+    for line in text.lines() {
+        let mut line = line.trim();
+        if in_comment {
+            match line.find("*/") {
+                Some(end) => {
+                    in_comment = false;
+                    line = line[end + 2..].trim();
+                }
+                None => continue,
+            }
+        }
+        if let Some(start) = line.strip_prefix("/*") {
+            match start.find("*/") {
+                Some(end) => line = start[end + 2..].trim(),
+                None => {
+                    in_comment = true;
+                    continue;
+                }
+            }
+        }
+        if let Some((code, _)) = line.split_once("//") {
+            line = code.trim();
+        }
+        if !line.is_empty() {
+            lines.push(line);
+        }
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prelude(text: &str) -> Option<Prelude> {
+        prelude_of(
+            text,
+            &command_line_macros(&["-D__TARGET_ARCH_x86".to_string()]),
+        )
+    }
+
+    #[test]
+    fn the_sdk_and_gala_gopher_preludes_are_precompiled() {
+        let ours =
+            prelude("// SPDX\n#define BPF_PROG_KERN\n#include \"bpf.h\"\n#include \"x.h\"\n")
+                .unwrap();
+        assert_eq!(ours.text, "#define BPF_PROG_KERN\n#include \"bpf.h\"\n");
+        assert_eq!((ours.header.as_str(), ours.quoted), ("bpf.h", true));
+        let gala = "/* licence\n * text */\n#ifdef BPF_PROG_USER\n#undef BPF_PROG_USER\n#endif\n#define BPF_PROG_KERN\n#include \"bpf.h\"\n";
+        assert_eq!(
+            prelude(gala).unwrap().text,
+            "#ifdef BPF_PROG_USER\n#undef BPF_PROG_USER\n#endif\n#define BPF_PROG_KERN\n#include \"bpf.h\"\n"
+        );
+        assert_eq!(
+            prelude("#include <vmlinux.h>\n").unwrap().header,
+            "vmlinux.h"
+        );
+    }
+
+    #[test]
+    fn preludes_that_a_second_run_would_change_are_not() {
+        // Defined, then tested: the second run takes the other branch.
+        assert_eq!(
+            prelude("#ifndef X\n#define Y 1\n#endif\n#define X\n#include \"bpf.h\"\n"),
+            None
+        );
+        // A redefinition with another value.
+        assert_eq!(
+            prelude("#define X 1\n#undef X\n#define X 2\n#include \"bpf.h\"\n"),
+            None
+        );
+        // Against the command line's value.
+        assert_eq!(
+            prelude("#define __TARGET_ARCH_x86 2\n#include \"bpf.h\"\n"),
+            None
+        );
+        // Anything but the plain directives, or code before the include.
+        assert_eq!(prelude("#if X > 1\n#endif\n#include \"bpf.h\"\n"), None);
+        assert_eq!(prelude("int x;\n#include \"bpf.h\"\n"), None);
+        assert_eq!(prelude("#ifdef X\n#include \"bpf.h\"\n#endif\n"), None);
+        assert_eq!(prelude("int main(void) { return 0; }\n"), None);
+        // Guarded redefinitions of the same value are fine.
+        assert!(prelude("#ifndef X\n#define X 1\n#endif\n#include \"bpf.h\"\n").is_some());
+    }
+
+    #[test]
+    fn include_guards_are_recognised() {
+        assert!(has_include_guard(
+            "/* c */\n#ifndef __BPF_H__\n#define __BPF_H__\n#endif\n"
+        ));
+        assert!(has_include_guard("#pragma once\n"));
+        assert!(!has_include_guard("#ifndef A\n#define B\n"));
+        assert!(!has_include_guard("#include \"x.h\"\n"));
+    }
+}
