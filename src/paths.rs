@@ -270,10 +270,8 @@ mod tests {
         let victim = dir.path().join("victim");
         std::fs::write(&victim, "keep").unwrap();
         // Links at every name the old scheme would have used.
-        for pid in [std::process::id()] {
-            std::os::unix::fs::symlink(&victim, dir.path().join(format!(".out.tmp.{pid}")))
-                .unwrap();
-        }
+        let pid = std::process::id();
+        std::os::unix::fs::symlink(&victim, dir.path().join(format!(".out.tmp.{pid}"))).unwrap();
         write_atomic(&dir.path().join("out"), b"new").unwrap();
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
         assert_eq!(

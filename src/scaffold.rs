@@ -308,7 +308,7 @@ pub fn new_probe(workspace: &Workspace, options: &NewOptions) -> Result<PathBuf>
             .into_bytes(),
         ));
     }
-    paths::create_dir_all(&probes_dir)?;
+    paths::create_dir_all(probes_dir)?;
     if options.userland == Userland::C {
         create_dir_atomically(&target, &files)?;
         return Ok(target);

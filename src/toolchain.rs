@@ -243,59 +243,6 @@ pub fn tool_identity(path: &Path) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn clang_versions_parse_from_every_vendor_banner() {
-        assert_eq!(
-            parse_clang_version("Debian clang version 14.0.6\nTarget: x86_64-pc-linux-gnu"),
-            Some(Version(14, 0, 6))
-        );
-        assert_eq!(
-            parse_clang_version("Ubuntu clang version 18.1.3 (1ubuntu1)"),
-            Some(Version(18, 1, 3))
-        );
-        assert_eq!(
-            parse_clang_version("Ubuntu clang version 14.0.0-1ubuntu1.1"),
-            Some(Version(14, 0, 0))
-        );
-        assert_eq!(
-            parse_clang_version("clang version 17.0.6 (Fedora 17.0.6-2.fc39)"),
-            Some(Version(17, 0, 6))
-        );
-        assert_eq!(
-            parse_clang_version("clang version 12.0.1 (openEuler 12.0.1-1.oe2203)"),
-            Some(Version(12, 0, 1))
-        );
-        assert_eq!(
-            parse_clang_version("Homebrew clang version 9.0.1"),
-            Some(Version(9, 0, 1))
-        );
-        assert_eq!(parse_clang_version("gcc (Debian 12.2.0-14) 12.2.0"), None);
-    }
-
-    #[test]
-    fn bpftool_reports_its_own_and_its_libbpf_version() {
-        assert_eq!(
-            parse_bpftool_version("bpftool v7.1.0\nusing libbpf v1.1\nfeatures: libbpf_strict\n"),
-            (Some(Version(7, 1, 0)), Some(Version(1, 1, 0)))
-        );
-        assert_eq!(
-            parse_bpftool_version("/usr/sbin/bpftool v5.10.0\n"),
-            (Some(Version(5, 10, 0)), None)
-        );
-    }
-
-    #[test]
-    fn libbpf_version_header_parses() {
-        let text = "#define __LIBBPF_VERSION_H\n#define LIBBPF_MAJOR_VERSION 1\n#define LIBBPF_MINOR_VERSION 7\n";
-        assert_eq!(parse_libbpf_version_header(text), Some(Version(1, 7, 0)));
-        assert_eq!(parse_libbpf_version_header("nothing"), None);
-    }
-}
-
 /// The JDK's JNI include dirs (`jni.h` and the platform's `jni_md.h`): `$JAVA_HOME`, else the JDK `javac` on PATH
 /// belongs to (the old Makefile's rule).
 pub fn jni_include_dirs() -> Result<Vec<PathBuf>> {
@@ -372,4 +319,57 @@ pub fn cxx_library_include_dirs() -> Vec<PathBuf> {
         dirs.extend(targets);
     }
     dirs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clang_versions_parse_from_every_vendor_banner() {
+        assert_eq!(
+            parse_clang_version("Debian clang version 14.0.6\nTarget: x86_64-pc-linux-gnu"),
+            Some(Version(14, 0, 6))
+        );
+        assert_eq!(
+            parse_clang_version("Ubuntu clang version 18.1.3 (1ubuntu1)"),
+            Some(Version(18, 1, 3))
+        );
+        assert_eq!(
+            parse_clang_version("Ubuntu clang version 14.0.0-1ubuntu1.1"),
+            Some(Version(14, 0, 0))
+        );
+        assert_eq!(
+            parse_clang_version("clang version 17.0.6 (Fedora 17.0.6-2.fc39)"),
+            Some(Version(17, 0, 6))
+        );
+        assert_eq!(
+            parse_clang_version("clang version 12.0.1 (openEuler 12.0.1-1.oe2203)"),
+            Some(Version(12, 0, 1))
+        );
+        assert_eq!(
+            parse_clang_version("Homebrew clang version 9.0.1"),
+            Some(Version(9, 0, 1))
+        );
+        assert_eq!(parse_clang_version("gcc (Debian 12.2.0-14) 12.2.0"), None);
+    }
+
+    #[test]
+    fn bpftool_reports_its_own_and_its_libbpf_version() {
+        assert_eq!(
+            parse_bpftool_version("bpftool v7.1.0\nusing libbpf v1.1\nfeatures: libbpf_strict\n"),
+            (Some(Version(7, 1, 0)), Some(Version(1, 1, 0)))
+        );
+        assert_eq!(
+            parse_bpftool_version("/usr/sbin/bpftool v5.10.0\n"),
+            (Some(Version(5, 10, 0)), None)
+        );
+    }
+
+    #[test]
+    fn libbpf_version_header_parses() {
+        let text = "#define __LIBBPF_VERSION_H\n#define LIBBPF_MAJOR_VERSION 1\n#define LIBBPF_MINOR_VERSION 7\n";
+        assert_eq!(parse_libbpf_version_header(text), Some(Version(1, 7, 0)));
+        assert_eq!(parse_libbpf_version_header("nothing"), None);
+    }
 }

@@ -219,8 +219,7 @@ pub fn plan(settings: &PlanSettings) -> Result<Plan> {
 
     // Shared sets: compiled once per (set, probe defines) for the C probes that link them.
     // (set, defines) → (steps, objects).
-    let mut shared_steps: BTreeMap<(String, Vec<String>), (Vec<usize>, Vec<PathBuf>)> =
-        BTreeMap::new();
+    let mut shared_steps: BTreeMap<(String, Vec<String>), SharedSteps> = BTreeMap::new();
     for (index, (probe, sources)) in probes.iter().zip(&sources).enumerate() {
         let Ok((_, shared)) = sources else { continue };
         if probe.userland() != Userland::C {
@@ -439,6 +438,9 @@ impl Plan {
         self.nodes.len() - 1
     }
 }
+
+/// A shared set's compile steps for one set of probe defines, and the objects they make.
+type SharedSteps = (Vec<usize>, Vec<PathBuf>);
 
 /// The shared sets `probe` links, each checked to exist.
 fn shared_names(workspace: &Workspace, probe: &Probe, sets: &[SharedSet]) -> Result<Vec<String>> {

@@ -47,7 +47,7 @@ pub fn select_vmlinux_header(workspace: &Workspace, release: &str) -> Result<Pat
         );
         return Ok(link);
     }
-    let available: Vec<String> = std::fs::read_dir(&include)
+    let available: Vec<String> = std::fs::read_dir(include)
         .into_iter()
         .flatten()
         .flatten()

@@ -284,7 +284,7 @@ fn attach_kinds_agree_with_what_the_kernel_says_about_itself() {
     );
     // A workspace that names no extra libraries gets no section for them.
     assert!(
-        rows(&json)
+        rows(json)
             .iter()
             .all(|r| r["section"] != "workspace libraries"),
         "{json:#}"

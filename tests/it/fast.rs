@@ -55,11 +55,21 @@ if [ -n "$src" ] && grep -q FAKE_COMPILE_ERROR "$src"; then
 fi
 echo "fake @NAME@ output for ${src:-a link}" > "$out"
 if [ -n "$dep" ]; then
-  deps=$src
-  for inc in $(sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"\([^"]*\)".*/\1/p' "$src"); do
-    for dir in $(dirname "$src") $incs; do
-      if [ -f "$dir/$inc" ]; then deps="$deps $dir/$inc"; break; fi
+  # Every header reached through `#include "…"`, at any depth, as a real compiler lists them.
+  deps=$src todo=$src seen=" $src "
+  while [ -n "$todo" ]; do
+    next=
+    for file in $todo; do
+      for inc in $(sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"\([^"]*\)".*/\1/p' "$file"); do
+        for dir in $(dirname "$file") $incs; do
+          if [ -f "$dir/$inc" ]; then
+            case "$seen" in *" $dir/$inc "*) ;; *) seen="$seen$dir/$inc " deps="$deps $dir/$inc" next="$next $dir/$inc" ;; esac
+            break
+          fi
+        done
+      done
     done
+    todo=$next
   done
   echo "$target: $deps" > "$dep"
 fi
@@ -185,7 +195,8 @@ impl Fakes {
 }
 
 /// A logged command line as the step it is: `clang probes/a/a.bpf.c`, `strip .output/a/a.bpf.o`,
-/// `skeleton .output/a/a.bpf.o`, `cc lib/x.c`, `link .output/bin/a`, `precompile include/vmlinux.h`, `make`,
+/// `skeleton .output/a/a.bpf.o`, `cc lib/x.c`, `link .output/bin/a`, `precompile prelude` (a BPF source's prelude,
+/// `.output/pch/prelude-<key>.h`), `make`,
 /// `clang --version`. Temp outputs are shown as the output they become.
 fn step_of(call: &str) -> String {
     let words: Vec<&str> = call.split_whitespace().collect();
@@ -196,9 +207,13 @@ fn step_of(call: &str) -> String {
     let tool = words[0];
     let step = match tool {
         _ if words.get(1) == Some(&"--version") => Some(format!("{tool} --version")),
-        "clang" if words.contains(&"c-header") => {
-            after("c-header").map(|h| format!("precompile {h}"))
-        }
+        "clang" if words.contains(&"c-header") => after("c-header").map(|h| {
+            if h.starts_with(".output/pch/prelude-") {
+                "precompile prelude".to_string()
+            } else {
+                format!("precompile {h}")
+            }
+        }),
         "clang" | "cc" => after("-c")
             .map(|source| format!("{tool} {source}"))
             .or_else(|| after("-o").map(|binary| format!("link {binary}"))),
@@ -290,10 +305,12 @@ fn workspace() -> (Workspace, Fakes) {
 
 /// Everything a cold build of `workspace()` runs.
 fn cold_steps() -> Vec<String> {
+    // alpha's prelude (`#define BPF_PROG_KERN` + bpf.h) and beta's (vmlinux.h) each get a precompiled header.
     let mut steps = vec![
         "clang --version".to_string(),
         "make".to_string(),
-        "precompile include/vmlinux.h".to_string(),
+        "precompile prelude".to_string(),
+        "precompile prelude".to_string(),
     ];
     steps.extend(lib_steps());
     steps.extend(probe_steps("alpha", "alpha"));
@@ -382,21 +399,22 @@ fn touching_a_header_reruns_what_its_depfile_names() {
     let depfile = std::fs::read_to_string(ws.path(".output/alpha/alpha.bpf.d")).unwrap();
     assert!(depfile.contains("include/bpf.h"), "{depfile}");
 
-    // bpf.h is in alpha's BPF depfile only.
+    // bpf.h is in alpha's depfiles only (its program's and its prelude's): alpha's precompiled header is made
+    // again, then alpha.
     touch(&ws.path("include/bpf.h"));
     let sdk = fakes.cmd(&ws, &["-b"]).success();
-    assert_eq!(
-        fakes.take_steps(),
-        probe_steps("alpha", "alpha"),
-        "{}",
-        sdk.report()
-    );
+    let mut expected = vec!["precompile prelude".to_string()];
+    expected.extend(probe_steps("alpha", "alpha"));
+    assert_eq!(fakes.take_steps(), expected, "{}", sdk.report());
 
-    // ext_def.h is in the precompiled header's depfile (through vmlinux.h): the header is made again, and every
-    // BPF program compiled with it follows.
+    // ext_def.h is in both preludes' depfiles (through vmlinux.h): both headers are made again, and every
+    // BPF program compiled with them follows.
     touch(&ws.path("include/ext_def.h"));
     let kernel = fakes.cmd(&ws, &["-b"]).success();
-    let mut expected = vec!["precompile include/vmlinux.h".to_string()];
+    let mut expected = vec![
+        "precompile prelude".to_string(),
+        "precompile prelude".to_string(),
+    ];
     expected.extend(probe_steps("alpha", "alpha"));
     expected.extend(probe_steps("beta", "beta"));
     assert_eq!(
@@ -456,8 +474,8 @@ fn debug_changes_every_compile_and_only_the_header_in_use_is_kept() {
         .collect();
     assert_eq!(
         headers.len(),
-        1,
-        "only the header in use is kept: {headers:?}"
+        2,
+        "only the headers in use (alpha's and beta's preludes) are kept: {headers:?}"
     );
     fakes.cmd(&ws, &["-b"]).success();
     assert_eq!(fakes.take_events(), Vec::<String>::new());
@@ -570,7 +588,9 @@ fn when_clang_cannot_precompile_the_header_the_build_goes_on_without_it() {
     let (ws, fakes) = workspace();
     fakes.cue("no-pch", true);
     let refused = fakes.cmd(&ws, &["-b"]).success();
-    refused.stderr_contains("note: clang could not precompile `include/vmlinux.h`");
+    refused
+        .stderr_contains("note: clang could not precompile `#include \"bpf.h\"`")
+        .stderr_contains("error: cannot precompile here (fake clang)");
     let compiles: Vec<String> = fakes
         .take_events()
         .into_iter()
@@ -695,7 +715,7 @@ fn a_terminal_gets_progress_bars_and_a_log_gets_one_line_per_step() {
     let (ws, fakes) = workspace();
     let logged = fakes.cmd(&ws, &["-b"]).success();
     logged
-        .stderr_contains("Precompiling include/vmlinux.h (")
+        .stderr_contains("Precompiling bpf.h (BPF prelude) (")
         .stderr_contains("Compiling probes/alpha/alpha.bpf.c (")
         .stderr_contains("Generating .output/alpha/alpha.skel.h (")
         .stderr_contains("Linking .output/bin/alpha (")

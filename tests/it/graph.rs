@@ -144,8 +144,8 @@ fn objects_are_the_same_with_and_without_the_precompiled_header() {
     // Turning the header on changes the commands, so both objects are rebuilt, now through it.
     let precompiled = ws.cmd(&["-v", "-b"]).success();
     precompiled
-        .stderr_contains("-x c-header include/vmlinux.h")
-        .stderr_contains("-include-pch .output/pch/vmlinux-");
+        .stderr_contains("-x c-header .output/pch/prelude-")
+        .stderr_contains("-include-pch .output/pch/prelude-");
     let (built, _) = built_and_fresh(&precompiled.stderr());
     assert_eq!(built, ["killprobe", "sdkuser"], "{}", precompiled.report());
     for (object, before) in objects.iter().zip(&without) {
