@@ -578,6 +578,108 @@ fn a_tarball_with_an_escaping_symlink_is_refused_and_a_retry_with_a_clean_one_su
     );
 }
 
+#[test]
+fn a_tarball_whose_links_chain_out_through_a_link_to_dot_is_refused_and_a_retry_with_a_clean_one_succeeds(
+) {
+    if !require_libbpf_build() {
+        return;
+    }
+    // Issue 11's attack: `src/a -> .` makes `src/a/a/…/a` (20 of them) the `src` directory itself, so a link
+    // there with 22 `..` reads as landing on the top of the tree yet climbs to `/`; libbpf's Makefile then
+    // installed `src/usdt.bpf.h`, a link through it, as the cache's `include/bpf/usdt.bpf.h`: `/etc/shadow`.
+    let deep = format!("libbpf-1.7.0/src/{}esc", "a/".repeat(20));
+    let up = "../".repeat(22);
+    let through = format!("{}esc/etc/shadow", "a/".repeat(20));
+    refused_tarball_case(
+        &[
+            ("libbpf-1.7.0/src/a", tar::EntryType::Symlink, Some(".")),
+            (&deep, tar::EntryType::Symlink, Some(&up)),
+            (
+                "libbpf-1.7.0/src/usdt.bpf.h",
+                tar::EntryType::Symlink,
+                Some(&through),
+            ),
+        ],
+        &[&format!(
+            "`{deep}` goes through the symlink `libbpf-1.7.0/src/a` unpacked before it"
+        )],
+    );
+}
+
+/// A `.tar.gz` of `libbpf-1.7.0/src/Makefile` and `libbpf-1.7.0/zeros`, `mib` MiB of zeros, built without
+/// holding them: a deflate chunk of 1 MiB of zeros that ends on a sync flush stands alone, so it is repeated.
+/// The CRC and length are right: gunzip takes it.
+fn gzip_bomb(mib: u64) -> Tarball {
+    fn deflate(data: &[u8], last: bool) -> Vec<u8> {
+        let mut encoder =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(data).unwrap();
+        if last {
+            return encoder.finish().unwrap();
+        }
+        encoder.flush().unwrap();
+        std::mem::take(encoder.get_mut())
+    }
+    let mut prefix = Vec::new();
+    for (path, data, size) in [
+        ("libbpf-1.7.0/src/Makefile", &b"all:\n"[..], 5),
+        ("libbpf-1.7.0/zeros", &b""[..], mib << 20),
+    ] {
+        let mut header = tar::Header::new_gnu();
+        header.set_path(path).unwrap();
+        header.set_mode(0o644);
+        header.set_size(size);
+        header.set_cksum();
+        prefix.extend_from_slice(header.as_bytes());
+        prefix.extend_from_slice(data);
+        prefix.resize(prefix.len().div_ceil(512) * 512, 0);
+    }
+    let zeros = vec![0u8; 1 << 20];
+    let end_of_archive = [0u8; 1024];
+    let mut crc = flate2::Crc::new();
+    crc.update(&prefix);
+    let mut zeros_crc = flate2::Crc::new();
+    zeros_crc.update(&zeros);
+    for _ in 0..mib {
+        crc.combine(&zeros_crc);
+    }
+    crc.update(&end_of_archive);
+    let mut bytes = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+    bytes.extend(deflate(&prefix, false));
+    let chunk = deflate(&zeros, false);
+    for _ in 0..mib {
+        bytes.extend_from_slice(&chunk);
+    }
+    bytes.extend(deflate(&end_of_archive, true));
+    bytes.extend(crc.sum().to_le_bytes());
+    bytes.extend(crc.amount().to_le_bytes());
+    Tarball {
+        sha256: sha256_hex(&bytes),
+        bytes: Arc::new(bytes),
+    }
+}
+
+#[test]
+fn a_gzip_bomb_stops_at_the_size_limit_and_leaves_nothing_in_the_cache() {
+    if !require_libbpf_build() {
+        return;
+    }
+    let bomb = gzip_bomb(3 << 10);
+    assert!(bomb.bytes.len() < 4 << 20, "{} bytes", bomb.bytes.len());
+    let server = Server::start(Mode::Serve(bomb.bytes.clone()));
+    let case = Case::new(&server.url("libbpf-bomb.tar.gz"), &bomb.sha256);
+    let started = Instant::now();
+    case.fails_with(&[
+        "refusing to unpack `",
+        "downloads/libbpf-1.7.0-",
+        "it unpacks to more than 256 MiB, the limit for a libbpf source tarball",
+        "`libbpf-1.7.0/zeros` alone is 3072 MiB",
+        "nothing from it was kept",
+    ]);
+    // Refused at the entry's header: the 3 GiB are never inflated.
+    assert!(started.elapsed().as_secs() < 60, "{:?}", started.elapsed());
+}
+
 /// A read-only tmpfs mounted over a directory (root ignores permission bits), unmounted on drop.
 struct ReadOnlyMount {
     dir: PathBuf,
