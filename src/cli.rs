@@ -5,12 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-/// Where `install` puts executables (the old guide's default; gala-gopher packages use /opt/gala-gopher/extend_probes).
-pub const DEFAULT_BIN_DIR: &str = "/usr/bin/extends/ebpf.probe";
-/// Where `install` puts probes' conf/ files (install.sh's `-c` default).
-pub const DEFAULT_CONF_DIR: &str = "/etc/gala-gopher/extend_probes";
-/// Where `install` puts .meta files (install.sh's `-m` default).
-pub const DEFAULT_META_DIR: &str = "/opt/gala-gopher/meta";
+pub use crate::core::artifacts::{DEFAULT_BIN_DIR, DEFAULT_CONF_DIR, DEFAULT_META_DIR};
 
 const AFTER_HELP: &str = "\
 Flags may be combined; they run in the order check → clean → gen → build → install.

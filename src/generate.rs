@@ -22,7 +22,7 @@ pub struct GenOptions {
 
 pub fn generate_header(workspace: &Workspace, options: &GenOptions) -> Result<PathBuf> {
     let release = &options.kernel_release;
-    crate::invocation::validate_kernel_release(release)?;
+    crate::kernel::validate_kernel_release(release)?;
     if !options.btf.exists() {
         if options.btf == Path::new(KERNEL_BTF) {
             bail!(

@@ -7,7 +7,7 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::build::BuiltProbe;
+use crate::core::artifacts::BuiltProbe;
 use crate::core::selection::Selection;
 use crate::core::workspace::Workspace;
 use crate::paths;

@@ -94,9 +94,35 @@ pub fn is_mounted(fstype: &str, mount_point: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// A kernel release names files (`linux_<release>.h`) and goes into `-DKER_RELEASE`: no `/`, no leading `.`,
+/// no whitespace or quotes.
+pub fn validate_kernel_release(release: &str) -> anyhow::Result<()> {
+    if release.is_empty()
+        || release.len() > 128
+        || release.starts_with('.')
+        || release
+            .chars()
+            .any(|c| c == '/' || c == '"' || c == '\\' || c.is_whitespace() || c.is_control())
+    {
+        anyhow::bail!(
+            "`{release}` is not a usable kernel release name (it names the file linux_<release>.h)"
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernel_releases_must_be_plain_names() {
+        assert!(validate_kernel_release("6.1.0-28-amd64").is_ok());
+        assert!(validate_kernel_release("5.10.0/../../../x").is_err());
+        assert!(validate_kernel_release("..x").is_err());
+        assert!(validate_kernel_release("a b").is_err());
+        assert!(validate_kernel_release("").is_err());
+    }
 
     #[test]
     fn arch_maps_to_bpf_target() {

@@ -14,6 +14,7 @@ mod invocation;
 mod kernel;
 mod libbpf;
 mod meta;
+mod names;
 mod paths;
 mod run;
 mod scaffold;

@@ -212,12 +212,30 @@ pub fn files_with_suffix(dir: &Path, suffix: &str) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// `a/b/../c` → `a/c` without touching the filesystem (paths in commands and messages stay readable).
+pub fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// The regular files matching `patterns` (paths or globs with `*`, `?`, `**`, relative to `base`), each pattern's
 /// matches sorted, duplicates dropped, `..` folded so the same file is named one way.
 pub fn glob_files(base: &Path, patterns: &[String]) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = Vec::new();
     for pattern in patterns {
-        let full = crate::core::workspace::normalize(&base.join(pattern));
+        let full = normalize(&base.join(pattern));
         let text = full.to_string_lossy();
         let mut matched: Vec<PathBuf> = glob::glob(&text)
             .with_context(|| format!("invalid source pattern `{pattern}`"))?

@@ -263,7 +263,7 @@ pub fn new_probe(workspace: &Workspace, options: &NewOptions) -> Result<PathBuf>
     values.insert("name", options.name.clone());
     values.insert("NAME", options.name.to_ascii_uppercase());
     // The Rust type names libbpf-cargo and the meta generator derive from the name (`exec_watch` → `ExecWatch`).
-    values.insert("Name", crate::build::rust::camel_case(&options.name));
+    values.insert("Name", crate::names::camel_case(&options.name));
     values.insert("table", options.name.clone());
     values.insert(
         "binary",

@@ -6,11 +6,11 @@ pub mod plan;
 pub mod prelude;
 pub mod rust;
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
+use crate::core::artifacts::BuiltProbe;
 use crate::core::compile::{set_executable, Compiler, CompilerSettings};
 use crate::core::graph::{self, Status};
 use crate::core::probe::{Probe, Userland};
@@ -19,7 +19,7 @@ use crate::core::selection::Selection;
 use crate::core::workspace::Workspace;
 use crate::core::{header, lock};
 use crate::paths;
-use plan::{Action, Installable, Plan, PlanSettings, Step};
+use plan::{Action, Plan, PlanSettings, Step};
 
 pub struct BuildOptions {
     /// `-d`: adds `-DGOPHER_DEBUG`.
@@ -34,14 +34,6 @@ pub struct BuildOptions {
     pub libbpf: crate::libbpf::Policy,
     /// Precompile the kernel header once for all BPF programs (`EBPF_PROBE_PCH=0` turns it off).
     pub precompile_header: bool,
-}
-
-/// A probe that built: where its executable is, and what else it installs (standalone objects, libraries).
-#[derive(Debug, Clone)]
-pub struct BuiltProbe {
-    pub name: String,
-    pub binary: PathBuf,
-    pub installables: Vec<Installable>,
 }
 
 /// Builds the selected probes (whose `.meta` the selection has checked).

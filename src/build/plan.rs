@@ -8,10 +8,12 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Result};
 
+use crate::core::artifacts::Installable;
 use crate::core::compile::{define_flags, Compiler, PrecompiledHeader};
 use crate::core::graph::Node;
 use crate::core::probe::{Probe, Userland};
-use crate::core::workspace::{normalize, SharedSet, Workspace};
+use crate::core::workspace::{SharedSet, Workspace};
+use crate::paths::normalize;
 
 use super::prelude;
 
@@ -118,13 +120,6 @@ pub struct SharedCompile {
     pub includes: Vec<PathBuf>,
     /// The probes' `-D` defines.
     pub flags: Vec<String>,
-}
-
-/// A file a probe installs besides its executable, and into which subdirectory of the binary dir.
-#[derive(Debug, Clone)]
-pub struct Installable {
-    pub path: PathBuf,
-    pub subdir: String,
 }
 
 pub struct Plan {

@@ -11,6 +11,7 @@ use crate::core::fresh;
 use crate::core::probe::Probe;
 use crate::core::workspace::Workspace;
 use crate::meta::Table;
+use crate::names::{camel_case, rust_ident};
 use crate::paths;
 use crate::tool::{self, Cmd, ToolKind};
 
@@ -225,54 +226,6 @@ pub fn meta_rs(tables: &[Table]) -> String {
     out
 }
 
-pub fn camel_case(name: &str) -> String {
-    let mut out = String::new();
-    for part in name
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|p| !p.is_empty())
-    {
-        let mut chars = part.chars();
-        if let Some(first) = chars.next() {
-            out.push(first.to_ascii_uppercase());
-            out.extend(chars);
-        }
-    }
-    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
-        out.insert(0, 'T');
-    }
-    out
-}
-
-const RUST_KEYWORDS: &[&str] = &[
-    "as", "break", "const", "continue", "crate", "else", "enum", "extern", "false", "fn", "for",
-    "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return",
-    "static", "struct", "super", "trait", "true", "type", "unsafe", "use", "where", "while",
-    "async", "await", "dyn", "abstract", "become", "box", "do", "final", "macro", "override",
-    "priv", "typeof", "unsized", "virtual", "yield", "try", "gen",
-];
-
-fn rust_ident(name: &str) -> String {
-    let mut ident: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if ident.is_empty() || ident.starts_with(|c: char| c.is_ascii_digit()) {
-        ident.insert(0, '_');
-    }
-    if ["self", "Self", "super", "crate"].contains(&ident.as_str()) {
-        ident.push('_');
-    } else if RUST_KEYWORDS.contains(&ident.as_str()) {
-        ident.insert_str(0, "r#");
-    }
-    ident
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,14 +272,5 @@ mod tests {
             code.contains("print_line(Self::TABLE, &[self.tgid, self.r#type, self.rx_bytes])"),
             "{code}"
         );
-    }
-
-    #[test]
-    fn names_become_valid_rust() {
-        assert_eq!(camel_case("kill_info"), "KillInfo");
-        assert_eq!(camel_case("9x"), "T9x");
-        assert_eq!(rust_ident("fn"), "r#fn");
-        assert_eq!(rust_ident("self"), "self_");
-        assert_eq!(rust_ident("1st"), "_1st");
     }
 }

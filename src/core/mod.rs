@@ -2,6 +2,7 @@
 //! freshness, the step graph, the build lock and progress output. Operations (`check`, `generate`, `build`,
 //! `clean`, `install`, `new`, `run`, `import`) take what they need from here and never from each other.
 
+pub mod artifacts;
 pub mod compile;
 pub mod fresh;
 pub mod graph;

@@ -104,7 +104,7 @@ impl Probe {
         self.config
             .includes
             .iter()
-            .map(|d| crate::core::workspace::normalize(&self.dir.join(d)))
+            .map(|d| crate::paths::normalize(&self.dir.join(d)))
             .collect()
     }
 

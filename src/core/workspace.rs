@@ -272,7 +272,7 @@ impl Workspace {
 impl Layout {
     fn resolve(root: &Path, manifest: &WorkspaceManifest) -> Layout {
         let config = &manifest.layout;
-        let join = |relative: &str| normalize(&root.join(relative));
+        let join = |relative: &str| crate::paths::normalize(&root.join(relative));
         let include_dirs: Vec<PathBuf> = match &config.include {
             Some(dirs) if !dirs.is_empty() => dirs.iter().map(|d| join(d)).collect(),
             _ => vec![root.join("include")],
@@ -291,24 +291,6 @@ impl Layout {
             ext_def: config.ext_def.unwrap_or(true),
         }
     }
-}
-
-/// `a/b/../c` → `a/c` without touching the filesystem (paths in commands and messages stay readable).
-pub fn normalize(path: &Path) -> PathBuf {
-    use std::path::Component;
-    let mut out = PathBuf::new();
-    for component in path.components() {
-        match component {
-            Component::CurDir => {}
-            Component::ParentDir
-                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
-            {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

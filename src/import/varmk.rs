@@ -420,9 +420,9 @@ fn directory_variable(eval: &mut Evaluation, dir: &Path) -> Option<String> {
 pub fn installer_defaults(assignments: &[(Location, String, String)], explainer: &mut Explainer) {
     for (at, name, value) in assignments {
         let default = match name.as_str() {
-            "INSTALL_DIR" => crate::cli::DEFAULT_BIN_DIR,
-            "META_INSTALL_DIR" => crate::cli::DEFAULT_META_DIR,
-            _ => crate::cli::DEFAULT_CONF_DIR,
+            "INSTALL_DIR" => crate::core::artifacts::DEFAULT_BIN_DIR,
+            "META_INSTALL_DIR" => crate::core::artifacts::DEFAULT_META_DIR,
+            _ => crate::core::artifacts::DEFAULT_CONF_DIR,
         };
         if value != default {
             explainer.at(

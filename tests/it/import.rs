@@ -4,10 +4,9 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{list_tree, require_kernel, Done, RunningProbe, Workspace};
+use crate::support::{list_tree, program, require_kernel, Done, RunningProbe, Workspace};
 
 /// The ebpf.probe directory inside the fixture tree, as gala-gopher places it.
 const EBPF_PROBE: &str = "src/probes/extends/ebpf.probe";
@@ -262,23 +261,22 @@ fn assert_line(binary: &Path, args: &[&str], trigger: impl FnOnce() -> String) {
 
 /// Runs `true`: exec_watch and exitprobe see its exec and exit.
 fn run_true() -> u32 {
-    let mut child = Command::new("true").spawn().unwrap();
+    let child = program("true").spawn();
     let pid = child.id();
-    child.wait().unwrap();
+    child.wait();
     pid
 }
 
 /// `kill -USR1` a sleeping child: sigprobe sees the kill program's kill(2).
 fn kill_a_child() -> String {
-    let mut victim = Command::new("sleep").arg("30").spawn().unwrap();
-    let mut killer = Command::new("kill")
+    let mut victim = program("sleep").arg("30").spawn();
+    let killer = program("kill")
         .args(["-USR1", &victim.id().to_string()])
-        .spawn()
-        .unwrap();
+        .spawn();
     let expected = format!("|sig_event|{}|10|{}|kill|", killer.id(), victim.id());
-    killer.wait().unwrap();
-    let _ = victim.kill();
-    let _ = victim.wait();
+    killer.wait();
+    victim.kill();
+    victim.wait();
     expected
 }
 
@@ -292,7 +290,7 @@ fn fixture_tree_builds_runs_and_installs() {
     let ws = Workspace::fixture_tree("gala-tree");
     let root = ws.path(EBPF_PROBE);
     // vmlinux.h picks the per-arch header, which is generated here and never committed.
-    let dump = Command::new("bpftool")
+    let dump = program("bpftool")
         .args([
             "btf",
             "dump",
@@ -301,10 +299,12 @@ fn fixture_tree_builds_runs_and_installs() {
             "format",
             "c",
         ])
-        .output()
-        .unwrap();
-    assert!(dump.status.success(), "bpftool btf dump failed");
-    std::fs::write(root.join("src/include/vmlinux_x86_64.h"), dump.stdout).unwrap();
+        .success();
+    std::fs::write(
+        root.join("src/include/vmlinux_x86_64.h"),
+        &dump.output.stdout,
+    )
+    .unwrap();
     import(&ws, &[]);
     ws.cmd(&["-C", EBPF_PROBE, "-b"]).success();
 

@@ -356,6 +356,11 @@ impl Spawned {
         self.child.try_wait().unwrap().is_some()
     }
 
+    /// SIGKILL, for a helper process the test is done with.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+    }
+
     pub fn wait(self) -> Done {
         let output = self
             .child
