@@ -219,13 +219,39 @@ pub fn normalize(path: &Path) -> PathBuf {
     for component in path.components() {
         match component {
             Component::CurDir => {}
-            Component::ParentDir
-                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
-            {
-                out.pop();
-            }
+            Component::ParentDir => match out.components().next_back() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
+                }
+                // `/..` is `/`.
+                Some(Component::RootDir | Component::Prefix(_)) => {}
+                _ => out.push(".."),
+            },
             other => out.push(other),
         }
+    }
+    out
+}
+
+/// `path` relative to `base` (both absolute and normalized): `a/b` from `a` is `b`, `a` from `a/b` is `..`,
+/// `a` from `a` is `.`.
+pub fn relative(path: &Path, base: &Path) -> PathBuf {
+    let path: Vec<_> = path.components().collect();
+    let base: Vec<_> = base.components().collect();
+    let common = path
+        .iter()
+        .zip(base.iter())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut out = PathBuf::new();
+    for _ in common..base.len() {
+        out.push("..");
+    }
+    for component in &path[common..] {
+        out.push(component.as_os_str());
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
     }
     out
 }
@@ -266,6 +292,23 @@ pub fn glob_matches(pattern: &str, path: &str) -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_normalize_and_relate_lexically() {
+        assert_eq!(normalize(Path::new("/a/b/../c/./d")), Path::new("/a/c/d"));
+        assert_eq!(normalize(Path::new("../x/../y")), Path::new("../y"));
+        assert_eq!(normalize(Path::new("../../x")), Path::new("../../x"));
+        assert_eq!(normalize(Path::new("/../x")), Path::new("/x"));
+        assert_eq!(
+            relative(Path::new("/w/a/b"), Path::new("/w/a")),
+            Path::new("b")
+        );
+        assert_eq!(
+            relative(Path::new("/w/a"), Path::new("/w/a/b")),
+            Path::new("..")
+        );
+        assert_eq!(relative(Path::new("/w"), Path::new("/w")), Path::new("."));
+    }
 
     #[test]
     fn temp_files_are_recognised_by_name_with_their_process() {

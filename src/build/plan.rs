@@ -517,7 +517,7 @@ fn unique(items: impl Iterator<Item = PathBuf>) -> Vec<PathBuf> {
 /// The object of `source` under a probe's output dir, mirroring its path in the probe dir
 /// (`protocol/http/x.c` → `protocol/http/x.o`); a source outside it (`../lib/pystack/a.c`) goes under `_up_/`.
 fn mirrored_object(probe_dir: &Path, source: &Path) -> PathBuf {
-    let relative = relative_path(probe_dir, source);
+    let relative = crate::paths::relative(source, probe_dir);
     let mut object = PathBuf::new();
     for component in relative.components() {
         match component {
@@ -528,25 +528,6 @@ fn mirrored_object(probe_dir: &Path, source: &Path) -> PathBuf {
     }
     object.set_extension("o");
     object
-}
-
-/// `path` relative to `base` (both absolute), with `..` where it leaves `base`.
-fn relative_path(base: &Path, path: &Path) -> PathBuf {
-    let base: Vec<_> = base.components().collect();
-    let path_components: Vec<_> = path.components().collect();
-    let common = base
-        .iter()
-        .zip(&path_components)
-        .take_while(|(a, b)| a == b)
-        .count();
-    let mut relative = PathBuf::new();
-    for _ in common..base.len() {
-        relative.push("..");
-    }
-    for component in &path_components[common..] {
-        relative.push(component);
-    }
-    relative
 }
 
 fn fnv1a32(bytes: &[u8]) -> u32 {

@@ -298,12 +298,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn paths_normalize_lexically() {
-        assert_eq!(normalize(Path::new("/a/b/../c/./d")), Path::new("/a/c/d"));
-        assert_eq!(normalize(Path::new("../x/../y")), Path::new("../y"));
-    }
-
-    #[test]
     fn the_default_layout_is_what_init_creates() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(MARKER), "").unwrap();

@@ -1,47 +1,9 @@
 //! Lexical path arithmetic, as make's `$(abspath)` does it: `.` and `..` resolved without the filesystem, and
 //! one path written relative to another (`../../../common` from the workspace root).
 
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 
-/// `path` with `.` removed and `..` applied to the part before it (never above the root).
-pub fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for component in path.components() {
-        match component {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if !out.pop() && !out.has_root() {
-                    out.push("..");
-                }
-            }
-            other => out.push(other.as_os_str()),
-        }
-    }
-    out
-}
-
-/// `path` relative to `base` (both absolute and normalized): `a/b` from `a` is `b`, `a` from `a/b` is `..`,
-/// `a` from `a` is `.`.
-pub fn relative(path: &Path, base: &Path) -> PathBuf {
-    let path: Vec<_> = path.components().collect();
-    let base: Vec<_> = base.components().collect();
-    let common = path
-        .iter()
-        .zip(base.iter())
-        .take_while(|(a, b)| a == b)
-        .count();
-    let mut out = PathBuf::new();
-    for _ in common..base.len() {
-        out.push("..");
-    }
-    for component in &path[common..] {
-        out.push(component.as_os_str());
-    }
-    if out.as_os_str().is_empty() {
-        out.push(".");
-    }
-    out
-}
+pub use crate::paths::{normalize, relative};
 
 /// A path as the generated files write it: `/`-separated text.
 pub fn text(path: &Path) -> String {
@@ -51,6 +13,7 @@ pub fn text(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     #[test]
     fn normalize_and_relative() {

@@ -162,7 +162,12 @@ fn imports_of(text: &str) -> Vec<String> {
                 let sub = rest[top.len()..].trim_start_matches("::");
                 if sub.starts_with('{') {
                     // `crate::core::{a, b}`: each named submodule.
-                    let inner = sub[1..].split('}').next().unwrap_or("");
+                    let inner = sub
+                        .strip_prefix('{')
+                        .unwrap_or(sub)
+                        .split('}')
+                        .next()
+                        .unwrap_or("");
                     for item in inner.split(',') {
                         let item = name(item.trim());
                         if !item.is_empty() {
