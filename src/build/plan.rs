@@ -172,7 +172,8 @@ pub fn plan(settings: &PlanSettings) -> Result<Plan> {
 
     // The precompiled headers go first: every BPF compile whose prelude can be precompiled waits for one.
     // (The probe's BPF flags, the prelude's text) → (precompiled header, its step); each source's entry.
-    let mut pch_steps: BTreeMap<(Vec<String>, String), (usize, usize)> = BTreeMap::new();
+    let mut pch_steps: BTreeMap<(Vec<String>, String, Vec<PathBuf>), (usize, usize)> =
+        BTreeMap::new();
     let mut source_pch: BTreeMap<PathBuf, (usize, usize)> = BTreeMap::new();
     if settings.precompile_header && compiler.has_kernel_header() {
         for (index, sources) in sources.iter().enumerate() {
@@ -180,18 +181,32 @@ pub fn plan(settings: &PlanSettings) -> Result<Plan> {
             let flags = plan.probe_flags[index].bpf_flags.clone();
             let macros = prelude::command_line_macros(&compiler.bpf_flags(&flags));
             for bpf in &sources.bpf {
-                let Some(prelude) = shareable_prelude(workspace, &bpf.source, &macros) else {
+                let Some((prelude, header_file)) =
+                    shareable_prelude(workspace, &bpf.source, &macros)
+                else {
                     continue;
                 };
-                let key = (flags.clone(), prelude.text.clone());
+                let own_dirs = if probe_clang_flags(&probes[index]).is_empty() {
+                    Vec::new()
+                } else {
+                    plan.probe_flags[index].bpf_includes.clone()
+                };
+                let key = (flags.clone(), prelude.text.clone(), own_dirs);
                 let entry = match pch_steps.get(&key) {
                     Some(entry) => *entry,
                     None => {
+                        // A probe's own clang flags may name its files (`-include local.h`): its header is
+                        // compiled with its whole include path. Otherwise the SDK's, which every probe's starts with.
+                        let include_dirs = if probe_clang_flags(&probes[index]).is_empty() {
+                            workspace.layout.include_dirs.clone()
+                        } else {
+                            plan.probe_flags[index].bpf_includes.clone()
+                        };
                         let header = compiler.precompiled_header(
                             &workspace.pch_dir(),
                             &flags,
-                            &prelude.text,
-                            &workspace.layout.include_dirs,
+                            (&prelude.text, &header_file),
+                            &include_dirs,
                         );
                         let pch = plan.precompiled_headers.len();
                         plan.precompiled_headers.push(header);
@@ -434,6 +449,11 @@ impl Plan {
     }
 }
 
+/// The clang flags a probe's probe.toml gives (not its defines): they may name the probe's own files.
+fn probe_clang_flags(probe: &Probe) -> &[String] {
+    &probe.config.clang_flags
+}
+
 /// A shared set's compile steps for one set of probe defines, and the objects they make.
 type SharedSteps = (Vec<usize>, Vec<PathBuf>);
 
@@ -543,7 +563,7 @@ fn shareable_prelude(
     workspace: &Workspace,
     source: &Path,
     macros: &prelude::Macros,
-) -> Option<prelude::Prelude> {
+) -> Option<(prelude::Prelude, PathBuf)> {
     let text = std::fs::read_to_string(source).ok()?;
     let prelude = prelude::prelude_of(&text, macros)?;
     if prelude.quoted && source.parent()?.join(&prelude.header).exists() {
@@ -556,7 +576,7 @@ fn shareable_prelude(
         .map(|dir| dir.join(&prelude.header))
         .find(|path| path.is_file())?;
     let header_text = std::fs::read(&header).ok()?;
-    prelude::has_include_guard(&String::from_utf8_lossy(&header_text)).then_some(prelude)
+    prelude::has_include_guard(&String::from_utf8_lossy(&header_text)).then_some((prelude, header))
 }
 
 /// `x.c` / `x.cpp` → `x.o`.

@@ -88,6 +88,8 @@ pub struct PrecompiledHeader {
     /// The prelude's text, written to `prelude` and compiled from there.
     prelude_text: String,
     prelude: PathBuf,
+    /// The SDK header the prelude includes: a change to it retries a header clang failed on.
+    included: PathBuf,
     /// The SDK include dirs it is compiled with (every probe's list starts with them).
     include_dirs: Vec<PathBuf>,
     /// The probe-specific clang flags this header was built with (they must match the compiles that use it).
@@ -257,7 +259,7 @@ impl Compiler {
         &self,
         pch_dir: &Path,
         extra_flags: &[String],
-        prelude_text: &str,
+        (prelude_text, included): (&str, &Path),
         include_dirs: &[PathBuf],
     ) -> PrecompiledHeader {
         let identity = self
@@ -276,6 +278,7 @@ impl Compiler {
             path: pch_dir.join(format!("{name}.h.pch")),
             prelude: pch_dir.join(format!("{name}.h")),
             prelude_text: prelude_text.to_string(),
+            included: included.to_path_buf(),
             include_dirs: include_dirs.to_vec(),
             extra_flags: extra_flags.to_vec(),
             usable: AtomicBool::new(true),
@@ -307,6 +310,12 @@ impl Compiler {
             fingerprint.push_str(&header.identity);
             fingerprint.push('\n');
         }
+        let prelude_input = [pch.prelude.clone(), pch.included.clone()];
+        if fresh::failed_before(&pch.path, &fingerprint, &prelude_input) {
+            // clang failed on exactly this before and nothing changed: do not start it again.
+            pch.usable.store(false, Ordering::SeqCst);
+            return Ok(false);
+        }
         let built = (|| {
             // Rewritten only when it changes, so its time does not make the header stale.
             if std::fs::read_to_string(&pch.prelude).ok().as_deref() != Some(&pch.prelude_text) {
@@ -321,13 +330,17 @@ impl Compiler {
             )
         })();
         match built {
-            Ok(ran) => Ok(ran),
+            Ok(ran) => {
+                fresh::forget_failure(&pch.path)?;
+                Ok(ran)
+            }
             Err(e) => {
                 pch.usable.store(false, Ordering::SeqCst);
+                fresh::record_failure(&pch.path, &fingerprint)?;
                 let header = pch.prelude_text.lines().last().unwrap_or_default();
                 self.output.println(&format!(
                     "note: clang could not precompile `{header}` for the BPF programs that open with it \
-                     (they parse it instead: slower, same result):\n{}",
+                     (they parse it instead: slower, same result; not tried again until it or the flags change):\n{}",
                     indent(&format!("{e:#}"))
                 ));
                 Ok(false)

@@ -89,6 +89,36 @@ fn is_fresh(
         .all(|input| paths::mtime(input).is_some_and(|changed| changed <= built))
 }
 
+/// Remembers that `fingerprint` failed to make `output`, so the next run does not try again until something changes.
+pub fn record_failure(output: &Path, fingerprint: &str) -> Result<()> {
+    paths::write_atomic(&failure_record(output), fingerprint.as_bytes())
+}
+
+/// Whether making `output` failed with this very `fingerprint` and no input has changed since.
+pub fn failed_before(output: &Path, fingerprint: &str, inputs: &[PathBuf]) -> bool {
+    let record = failure_record(output);
+    let Some(failed_at) = paths::mtime(&record) else {
+        return false;
+    };
+    std::fs::read_to_string(&record).is_ok_and(|recorded| recorded == fingerprint)
+        && inputs
+            .iter()
+            .all(|input| paths::mtime(input).is_some_and(|changed| changed <= failed_at))
+}
+
+/// Forgets a remembered failure (when the step succeeds, or its inputs change).
+pub fn forget_failure(output: &Path) -> Result<()> {
+    paths::remove_file_if_exists(&failure_record(output))
+}
+
+fn failure_record(output: &Path) -> PathBuf {
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    output.with_file_name(format!(".{name}.failed"))
+}
+
 /// Forgets how `output` was made (before remaking or removing it): it is then never taken for fresh.
 pub fn forget(output: &Path) -> Result<()> {
     paths::remove_file_if_exists(&command_record(output))

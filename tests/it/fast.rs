@@ -603,8 +603,19 @@ fn when_clang_cannot_precompile_the_header_the_build_goes_on_without_it() {
     );
     assert!(ws.path(".output/bin/alpha").is_file());
 
-    // Once clang can, the header is made and both programs are compiled again with it.
+    // The failure is remembered: the next build starts no clang for it, and says nothing new.
+    let remembered = fakes.cmd(&ws, &["-b"]).success();
+    assert_eq!(
+        fakes.take_events(),
+        Vec::<String>::new(),
+        "{}",
+        remembered.report()
+    );
+
+    // Once clang can and the header changes, the header is made and the programs are compiled again with it.
     fakes.cue("no-pch", false);
+    touch(&ws.path("include/bpf.h"));
+    touch(&ws.path("include/vmlinux.h"));
     let again = fakes.cmd(&ws, &["-b"]).success();
     let events = fakes.take_events();
     let with_header = events

@@ -233,3 +233,42 @@ fn a_precompiled_header_clang_refuses_is_done_without_and_made_again() {
     assert!(tools.take_calls().iter().any(|c| c.contains("c-header")));
     assert!(std::fs::metadata(&pch).unwrap().len() > 1_000_000);
 }
+
+/// A probe whose own clang flags name one of its files (`-include local.h`) gets a precompiled header compiled with
+/// its include path: no failure note, the program uses the header, and a second build starts nothing.
+#[test]
+fn a_probe_flag_that_names_its_own_header_still_gets_a_precompiled_header() {
+    if !ready() {
+        return;
+    }
+    let ws = Workspace::new()
+        .shipped_probe("killprobe")
+        .file(
+            "probes/killprobe/probe.toml",
+            "clang_flags = [\"-include\", \"local.h\"]\n",
+        )
+        .file(
+            "probes/killprobe/local.h",
+            "#define KILLPROBE_LOCAL_HEADER 1\n",
+        )
+        .gen();
+    let built = ws.cmd(&["-v", "-b"]).success();
+    assert!(
+        !built.stderr().contains("could not precompile"),
+        "{}",
+        built.report()
+    );
+    let compile = built
+        .stderr()
+        .lines()
+        .find(|l| l.contains("killprobe.bpf.c") && l.contains("clang"))
+        .map(String::from)
+        .unwrap_or_default();
+    assert!(compile.contains("-include-pch"), "{}", built.report());
+    let again = ws.cmd(&["-v", "-b"]).success();
+    assert!(
+        !again.stderr().contains("Running `"),
+        "a no-op build starts nothing: {}",
+        again.report()
+    );
+}
