@@ -172,8 +172,7 @@ pub fn plan(settings: &PlanSettings) -> Result<Plan> {
 
     // The precompiled headers go first: every BPF compile whose prelude can be precompiled waits for one.
     // (The probe's BPF flags, the prelude's text) → (precompiled header, its step); each source's entry.
-    let mut pch_steps: BTreeMap<(Vec<String>, String, Vec<PathBuf>), (usize, usize)> =
-        BTreeMap::new();
+    let mut pch_steps: BTreeMap<PreludeKey, (usize, usize)> = BTreeMap::new();
     let mut source_pch: BTreeMap<PathBuf, (usize, usize)> = BTreeMap::new();
     if settings.precompile_header && compiler.has_kernel_header() {
         for (index, sources) in sources.iter().enumerate() {
@@ -448,6 +447,10 @@ impl Plan {
         self.nodes.len() - 1
     }
 }
+
+/// What makes two sources share a precompiled prelude: the probe's BPF flags, the prelude's text, and (for a
+/// probe whose clang flags may name its own files) its include dirs.
+type PreludeKey = (Vec<String>, String, Vec<PathBuf>);
 
 /// The clang flags a probe's probe.toml gives (not its defines): they may name the probe's own files.
 fn probe_clang_flags(probe: &Probe) -> &[String] {
