@@ -176,6 +176,90 @@ pub fn rename(from: &Path, to: &Path) -> Result<()> {
     })
 }
 
+/// `path` made absolute against the current directory, with `.` and `..` folded lexically (`..` at `/` stays `/`):
+/// `relpkg` and `a/../b` (with `a` missing) name what `make DESTDIR=` and the shell would.
+pub fn absolute_lexically(path: &Path) -> Result<PathBuf> {
+    use std::path::Component;
+    let joined = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .context("failed to read the current directory")?
+            .join(path)
+    };
+    let mut out = PathBuf::from("/");
+    for component in joined.components() {
+        match component {
+            Component::Normal(name) => out.push(name),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    Ok(out)
+}
+
+/// renameat2(2) with `flags`; `Ok(false)` when the filesystem does not support them (the caller falls back).
+fn rename_with_flags(from: &Path, to: &Path, flags: libc::c_uint) -> std::io::Result<bool> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
+    };
+    let (from_c, to_c) = (c(from)?, c(to)?);
+    // SAFETY: both are valid NUL-terminated strings that outlive the call.
+    let status = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            from_c.as_ptr(),
+            libc::AT_FDCWD,
+            to_c.as_ptr(),
+            flags,
+        )
+    };
+    if status == 0 {
+        return Ok(true);
+    }
+    let error = std::io::Error::last_os_error();
+    match error.raw_os_error() {
+        Some(libc::EINVAL) | Some(libc::ENOSYS) => Ok(false),
+        _ => Err(error),
+    }
+}
+
+/// Renames `from` to `to` only if `to` does not exist (`RENAME_NOREPLACE`): a file or directory that appeared
+/// there is never replaced. Where the filesystem lacks the flag, checks first and renames.
+pub fn rename_noreplace(from: &Path, to: &Path) -> Result<()> {
+    let context = || {
+        format!(
+            "failed to rename `{}` to `{}`",
+            from.display(),
+            to.display()
+        )
+    };
+    if rename_with_flags(from, to, libc::RENAME_NOREPLACE).with_context(context)? {
+        return Ok(());
+    }
+    if std::fs::symlink_metadata(to).is_ok() {
+        return Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists)).with_context(context);
+    }
+    std::fs::rename(from, to).with_context(context)
+}
+
+/// Swaps `a` and `b` atomically (`RENAME_EXCHANGE`): `b` gets `a`'s file and `a` keeps `b`'s old one, so the
+/// swap can be undone. Returns false (and renames `a` over `b`, which cannot be undone) where the filesystem
+/// lacks the flag.
+pub fn rename_exchange(a: &Path, b: &Path) -> Result<bool> {
+    let context = || format!("failed to exchange `{}` and `{}`", a.display(), b.display());
+    if rename_with_flags(a, b, libc::RENAME_EXCHANGE).with_context(context)? {
+        return Ok(true);
+    }
+    std::fs::rename(a, b).with_context(context)?;
+    Ok(false)
+}
+
 /// Points the symlink `link` at `target` atomically (a new link beside it, renamed over the old one). Creating a
 /// symlink fails when the name exists, so the temp name is never one an attacker planted.
 pub fn symlink_atomic(target: &Path, link: &Path) -> Result<()> {
@@ -330,7 +414,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let victim = dir.path().join("victim");
         std::fs::write(&victim, "keep").unwrap();
-        // Links at every name the old scheme would have used.
+        // A link at the name the old scheme would have used.
         let pid = std::process::id();
         std::os::unix::fs::symlink(&victim, dir.path().join(format!(".out.tmp.{pid}"))).unwrap();
         write_atomic(&dir.path().join("out"), b"new").unwrap();
@@ -362,6 +446,40 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(names, ["out"]);
+    }
+
+    #[test]
+    fn paths_are_made_absolute_lexically() {
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            absolute_lexically(Path::new("relpkg")).unwrap(),
+            cwd.join("relpkg")
+        );
+        assert_eq!(
+            absolute_lexically(Path::new("missing/../b")).unwrap(),
+            cwd.join("b")
+        );
+        assert_eq!(
+            absolute_lexically(Path::new("/../x/./y/..")).unwrap(),
+            Path::new("/x")
+        );
+    }
+
+    #[test]
+    fn noreplace_renames_never_replace_and_exchanges_swap() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, "new").unwrap();
+        std::fs::create_dir(&b).unwrap();
+        assert!(rename_noreplace(&a, &b).is_err());
+        std::fs::remove_dir(&b).unwrap();
+        std::fs::write(&b, "old").unwrap();
+        assert!(rename_noreplace(&a, &b).is_err());
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "old");
+        if rename_exchange(&a, &b).unwrap() {
+            assert_eq!(std::fs::read_to_string(&a).unwrap(), "old");
+        }
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "new");
     }
 
     #[test]
