@@ -17,13 +17,14 @@ Examples:
   ebpf-probe gen --btf 5.10.btf --kernel-release 5.10.0-60.18.0.50.oe2203.x86_64
 
 Environment:
-  CLANG, LLVM_STRIP, BPFTOOL, CC   use these programs instead of searching PATH
+  CLANG, LLVM_STRIP, BPFTOOL, CC, CXX  use these programs instead of searching PATH
   VMLINUX_VER                      build for this kernel release (uses include/linux_<VMLINUX_VER>.h)
-  BUILD_OPTS                       extra flags appended to every clang and cc command
+  BUILD_OPTS                       extra flags appended to every clang and cc command (split as the shell does)
   EXTEND_PROBES=\"a|b\"              leave these probes out of the build
   EBPF_PROBE_CACHE_DIR             where the pinned libbpf is cached (default $XDG_CACHE_HOME/ebpf-probe)
   HTTPS_PROXY, NO_PROXY            proxy for downloading the pinned libbpf
-  EBPF_PROBE_PCH=0                 parse the kernel header in every BPF compile instead of precompiling it once";
+  EBPF_PROBE_PCH=0                 parse the kernel header in every BPF compile instead of precompiling it once
+  EBPF_PROBE_SAFE_DIRECTORIES      trust workspaces owned by another user: DIR[:DIR...] or *";
 
 #[derive(Debug, Parser)]
 #[command(

@@ -490,7 +490,11 @@ fn copies(
                 kind: Kind::Meta,
             });
         }
-        for (rel, source) in conf_files(&probe.dir)? {
+        let conf = match probe.conf_dir() {
+            Some(_) => conf_files(&probe.dir)?,
+            None => Vec::new(),
+        };
+        for (rel, source) in conf {
             copies.push(Copy {
                 probes: probes.clone(),
                 source,

@@ -346,12 +346,28 @@ pub fn glob_files(base: &Path, patterns: &[String]) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = Vec::new();
     for pattern in patterns {
         let full = normalize(&base.join(pattern));
-        let text = full.to_string_lossy();
-        let mut matched: Vec<PathBuf> = glob::glob(&text)
-            .with_context(|| format!("invalid source pattern `{pattern}`"))?
-            .filter_map(|entry| entry.ok())
-            .filter(|path| path.is_file())
-            .collect();
+        let mut matched = match simple_pattern(&full) {
+            // A plain path, or a pattern only in its file name (`*.c`): one stat or one directory listing, not the
+            // glob crate's walk from `/` (a no-op build expands every probe's patterns).
+            Some((dir, None)) => vec![dir].into_iter().filter(|p| p.is_file()).collect(),
+            Some((dir, Some(name))) => {
+                let name = glob::Pattern::new(&name)
+                    .with_context(|| format!("invalid source pattern `{pattern}`"))?;
+                std::fs::read_dir(&dir)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter(|e| name.matches(&e.file_name().to_string_lossy()))
+                    .map(|e| e.path())
+                    .filter(|p| p.is_file())
+                    .collect()
+            }
+            None => glob::glob(&full.to_string_lossy())
+                .with_context(|| format!("invalid source pattern `{pattern}`"))?
+                .filter_map(|entry| entry.ok())
+                .filter(|path| path.is_file())
+                .collect::<Vec<_>>(),
+        };
         matched.sort();
         for file in matched {
             if !files.contains(&file) {
@@ -360,6 +376,21 @@ pub fn glob_files(base: &Path, patterns: &[String]) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(files)
+}
+
+/// A pattern whose only wildcards are in its last component: its directory, and that component when it is a
+/// pattern (`None`: a plain path, returned whole).
+fn simple_pattern(pattern: &Path) -> Option<(PathBuf, Option<String>)> {
+    let is_wild = |text: &str| text.contains(['*', '?', '['].as_ref());
+    let name = pattern.file_name()?.to_string_lossy().into_owned();
+    let dir = pattern.parent()?;
+    if is_wild(&dir.to_string_lossy()) {
+        return None;
+    }
+    if !is_wild(&name) {
+        return Some((pattern.to_path_buf(), None));
+    }
+    (!name.contains("**")).then(|| (dir.to_path_buf(), Some(name)))
 }
 
 /// Whether `path` (relative, `/`-separated) matches the glob `pattern` (`*` does not cross `/`; `**` does).

@@ -84,9 +84,35 @@ fn is_fresh(
             Err(_) => return false,
         }
     }
-    all_inputs
-        .iter()
-        .all(|input| paths::mtime(input).is_some_and(|changed| changed <= built))
+    let outputs = output
+        .ancestors()
+        .find(|dir| dir.file_name().is_some_and(|n| n == ".output"));
+    all_inputs.iter().all(|input| {
+        let changed = match outputs {
+            // A build's own outputs change while it runs; sources and headers do not.
+            Some(outputs) if input.starts_with(outputs) => paths::mtime(input),
+            _ => source_mtime(input),
+        };
+        changed.is_some_and(|changed| changed <= built)
+    })
+}
+
+/// The time of a source or header, stat'ed once per process: every step of a build names the same SDK and
+/// kernel headers (a no-op build of gala-gopher's tree asked 19,083 times for 1,470 files).
+fn source_mtime(path: &Path) -> Option<std::time::SystemTime> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static TIMES: OnceLock<Mutex<HashMap<PathBuf, Option<std::time::SystemTime>>>> =
+        OnceLock::new();
+    let times = TIMES.get_or_init(Default::default);
+    if let Some(time) = times.lock().ok().and_then(|t| t.get(path).copied()) {
+        return time;
+    }
+    let time = paths::mtime(path);
+    if let Ok(mut times) = times.lock() {
+        times.insert(path.to_path_buf(), time);
+    }
+    time
 }
 
 /// Remembers that `fingerprint` failed to make `output`, so the next run does not try again until something changes.

@@ -10,6 +10,9 @@ use serde::Deserialize;
 use crate::libbpf::LibbpfConfig;
 use crate::paths;
 
+/// The file that marks a workspace root, as `Cargo.toml` marks a cargo package.
+pub const MARKER: &str = "ebpf-probe.toml";
+
 /// `ebpf-probe.toml`. Every table is optional; the defaults are the layout `init` creates.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,6 +29,9 @@ pub struct WorkspaceManifest {
     /// `[sources.NAME]`: sets of userland sources shared by probes, compiled once.
     #[serde(default)]
     pub sources: BTreeMap<String, SourceSetConfig>,
+    /// `[probe.NAME]`: a flat layout's per-probe settings (what a probe dir's probe.toml says otherwise).
+    #[serde(default)]
+    pub probe: BTreeMap<String, ProbeConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -46,6 +52,9 @@ pub struct LayoutConfig {
     pub meta: Option<bool>,
     /// `-g` appends `#include "ext_def.h"` to the generated header (default true).
     pub ext_def: Option<bool>,
+    /// One directory of tools (libbpf-tools' shape): every `<name>.bpf.c` in `probes` is a probe `<name>` whose
+    /// loader is `<name>.c`; `[probe.NAME]` holds its settings (default false).
+    pub flat: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -16,6 +16,8 @@ pub struct Probe {
     pub name: String,
     pub dir: PathBuf,
     pub config: ProbeConfig,
+    /// One of a flat layout's tools: `dir` is shared with the others, and its settings come from the manifest.
+    pub flat: bool,
 }
 
 /// The language of a probe's loader: C files beside the `.bpf.c`, or a cargo crate (a `Cargo.toml` there).
@@ -49,37 +51,87 @@ impl Probe {
         let config_path = dir.join(PROBE_CONFIG);
         let config = if config_path.is_file() {
             let config: ProbeConfig = manifest::read(&config_path, "probe settings")?;
-            if let Some(binary) = &config.binary {
-                validate_binary_name(binary)
-                    .with_context(|| format!("invalid `binary` in `{}`", config_path.display()))?;
-            }
-            for library in &config.library {
-                validate_binary_name(&library.name).with_context(|| {
-                    format!("invalid `[[library]] name` in `{}`", config_path.display())
-                })?;
-            }
-            for install in config
-                .object
-                .iter()
-                .filter_map(|o| o.install.as_deref())
-                .chain(config.library.iter().filter_map(|l| l.install.as_deref()))
-            {
-                validate_install_subdir(install)
-                    .with_context(|| format!("invalid `install` in `{}`", config_path.display()))?;
-            }
+            validate(&config, &config_path)?;
             config
         } else {
             ProbeConfig::default()
         };
-        Ok(Probe { name, dir, config })
+        Ok(Probe {
+            name,
+            dir,
+            config,
+            flat: false,
+        })
     }
 
+    /// A flat layout's tool `name`: `<name>.bpf.c` and `<name>.c` in `dir` unless `[probe.NAME]` says otherwise,
+    /// and `<name>.meta` when it exists.
+    pub fn flat(
+        name: String,
+        dir: PathBuf,
+        mut config: ProbeConfig,
+        manifest: &Path,
+    ) -> Result<Probe> {
+        validate(&config, manifest).with_context(|| format!("in `[probe.{name}]`"))?;
+        config
+            .bpf
+            .get_or_insert_with(|| vec![format!("{name}.bpf.c")]);
+        config
+            .sources
+            .get_or_insert_with(|| vec![format!("{name}.c")]);
+        config.cxx_sources.get_or_insert_with(Vec::new);
+        config
+            .meta
+            .get_or_insert_with(|| vec![format!("{name}.meta")]);
+        Ok(Probe {
+            name,
+            dir,
+            config,
+            flat: true,
+        })
+    }
+}
+
+/// The checks every probe's settings get, wherever they are written.
+fn validate(config: &ProbeConfig, config_path: &Path) -> Result<()> {
+    if let Some(binary) = &config.binary {
+        validate_binary_name(binary)
+            .with_context(|| format!("invalid `binary` in `{}`", config_path.display()))?;
+    }
+    for library in &config.library {
+        validate_binary_name(&library.name).with_context(|| {
+            format!("invalid `[[library]] name` in `{}`", config_path.display())
+        })?;
+    }
+    for install in config
+        .object
+        .iter()
+        .filter_map(|o| o.install.as_deref())
+        .chain(config.library.iter().filter_map(|l| l.install.as_deref()))
+    {
+        validate_install_subdir(install)
+            .with_context(|| format!("invalid `install` in `{}`", config_path.display()))?;
+    }
+    Ok(())
+}
+
+impl Probe {
+    /// Where its settings are written (for messages): its probe.toml, or the flat layout's manifest.
     pub fn config_path(&self) -> PathBuf {
-        self.dir.join(PROBE_CONFIG)
+        if self.flat {
+            self.dir.join(manifest::MARKER)
+        } else {
+            self.dir.join(PROBE_CONFIG)
+        }
+    }
+
+    /// Its `conf/` directory, installed by `install -c`; a flat layout's tools share a directory, so have none.
+    pub fn conf_dir(&self) -> Option<PathBuf> {
+        (!self.flat).then(|| self.dir.join("conf"))
     }
 
     pub fn userland(&self) -> Userland {
-        if self.dir.join("Cargo.toml").is_file() {
+        if !self.flat && self.dir.join("Cargo.toml").is_file() {
             Userland::Rust
         } else {
             Userland::C

@@ -10,8 +10,7 @@ use crate::core::probe::{Probe, PROBE_CONFIG};
 use crate::core::trust;
 use crate::paths;
 
-/// The file that marks a workspace root, as `Cargo.toml` marks a cargo package.
-pub const MARKER: &str = "ebpf-probe.toml";
+pub use crate::core::manifest::MARKER;
 
 #[derive(Debug)]
 pub struct Workspace {
@@ -33,6 +32,8 @@ pub struct Layout {
     pub kernel_header_dir: PathBuf,
     pub check_meta: bool,
     pub ext_def: bool,
+    /// Probes are `<name>.bpf.c` files in `probes_dir`, not directories.
+    pub flat: bool,
 }
 
 /// A named set of userland sources shared by probes (`lib/*.c` by default), compiled once.
@@ -242,6 +243,9 @@ impl Workspace {
         if !dir.is_dir() {
             return Ok(Vec::new());
         }
+        if self.layout.flat {
+            return self.flat_probes();
+        }
         let mut probes = Vec::new();
         let entries = std::fs::read_dir(dir)
             .with_context(|| format!("failed to list `{}`", dir.display()))?;
@@ -269,6 +273,38 @@ impl Workspace {
     }
 }
 
+impl Workspace {
+    /// A flat layout's probes: one per `<name>.bpf.c` in the probes dir, with `[probe.NAME]` from the manifest.
+    fn flat_probes(&self) -> Result<Vec<Probe>> {
+        let dir = self.probes_dir();
+        let mut probes = Vec::new();
+        for source in paths::files_with_suffix(dir, ".bpf.c")? {
+            let file = source.file_name().unwrap_or_default().to_string_lossy();
+            let name = file.trim_end_matches(".bpf.c").to_string();
+            if self.layout.skip.contains(&name) {
+                continue;
+            }
+            let config = self.manifest.probe.get(&name).cloned().unwrap_or_default();
+            probes.push(Probe::flat(
+                name,
+                dir.to_path_buf(),
+                config,
+                &self.manifest_path(),
+            )?);
+        }
+        for name in self.manifest.probe.keys() {
+            if !probes.iter().any(|p| &p.name == name) {
+                bail!(
+                    "`[probe.{name}]` in `{}` names no probe: there is no `{name}.bpf.c` in `{}`",
+                    self.manifest_path().display(),
+                    dir.display()
+                );
+            }
+        }
+        Ok(probes)
+    }
+}
+
 impl Layout {
     fn resolve(root: &Path, manifest: &WorkspaceManifest) -> Layout {
         let config = &manifest.layout;
@@ -289,6 +325,7 @@ impl Layout {
             include_dirs,
             check_meta: config.meta.unwrap_or(true),
             ext_def: config.ext_def.unwrap_or(true),
+            flat: config.flat.unwrap_or(false),
         }
     }
 }

@@ -52,6 +52,11 @@ const SUBCOMMANDS: &[(&str, &str, &[&str])] = &[
         "Usage: ebpf-probe check-meta [OPTIONS] [PROBE]...",
         &[],
     ),
+    (
+        "import",
+        "Usage: ebpf-probe import [OPTIONS] [DIR]",
+        &["--force"],
+    ),
 ];
 
 const INSTALL_DIRS: &[&str] = &[
@@ -92,6 +97,7 @@ const ENVIRONMENT: &[&str] = &[
     "LLVM_STRIP",
     "BPFTOOL",
     "CC",
+    "CXX",
     "VMLINUX_VER",
     "BUILD_OPTS",
     "EXTEND_PROBES",
@@ -99,6 +105,7 @@ const ENVIRONMENT: &[&str] = &[
     "HTTPS_PROXY",
     "NO_PROXY",
     "EBPF_PROBE_PCH",
+    "EBPF_PROBE_SAFE_DIRECTORIES",
 ];
 
 fn help(args: &[&str]) -> String {

@@ -3,6 +3,8 @@
 //! and the rule that a test needing root or tools skips on a laptop but fails under `CI`.
 
 use std::ffi::OsStr;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -632,4 +634,128 @@ pub fn assert_killprobe_sees_a_real_kill(binary: &Path) {
         status.success(),
         "killprobe exits cleanly on SIGTERM: {status}"
     );
+}
+
+/// `ebpf-probe ARGS` whose stdout is a pipe already full, so it stops at its first printed line. install prints
+/// its first line right after its first rename: the test can act between two renames (kill it, plant a fault),
+/// then let it go on. No hook in the program is needed.
+pub struct Blocked {
+    child: std::process::Child,
+    stdout: Option<std::io::PipeReader>,
+    stderr: tempfile::NamedTempFile,
+}
+
+fn set_nonblocking(fd: i32, on: bool) {
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        let flags = if on {
+            flags | libc::O_NONBLOCK
+        } else {
+            flags & !libc::O_NONBLOCK
+        };
+        assert_eq!(libc::fcntl(fd, libc::F_SETFL, flags), 0);
+    }
+}
+
+impl Blocked {
+    pub fn start(ws: &Workspace, args: &[&str]) -> Blocked {
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        set_nonblocking(writer.as_raw_fd(), true);
+        for chunk in [&[b'.'; 4096][..], &[b'.'][..]] {
+            loop {
+                match writer.write(chunk) {
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => panic!("fill the pipe: {e}"),
+                }
+            }
+        }
+        set_nonblocking(writer.as_raw_fd(), false);
+        let stderr = tempfile::NamedTempFile::new().unwrap();
+        let child = Command::new(BIN)
+            .args(args)
+            .current_dir(ws.root())
+            .stdout(writer)
+            .stderr(stderr.reopen().unwrap())
+            .spawn()
+            .unwrap();
+        Blocked {
+            child,
+            stdout: Some(reader),
+            stderr,
+        }
+    }
+
+    /// Waits until `ready` holds (the first rename is done); the process is then stopped at its first line.
+    pub fn wait_until(&mut self, what: &str, ready: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while !ready() {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "ebpf-probe exited ({status}) before {what}; stderr:\n{}",
+                    std::fs::read_to_string(self.stderr.path()).unwrap_or_default()
+                );
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}; stderr:\n{}",
+                std::fs::read_to_string(self.stderr.path()).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(
+            self.child.try_wait().unwrap().is_none(),
+            "ebpf-probe should be stopped at its first line; stderr:\n{}",
+            std::fs::read_to_string(self.stderr.path()).unwrap_or_default()
+        );
+    }
+
+    /// kill -9.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Lets it print and finish: (success, stdout, stderr).
+    pub fn release(mut self) -> (bool, String, String) {
+        let mut reader = self.stdout.take().unwrap();
+        let drain = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            reader.read_to_end(&mut out).unwrap();
+            String::from_utf8_lossy(&out)
+                .trim_start_matches('.')
+                .to_string()
+        });
+        let status = self.child.wait().unwrap();
+        let stdout = drain.join().unwrap();
+        (
+            status.success(),
+            stdout,
+            std::fs::read_to_string(self.stderr.path()).unwrap_or_default(),
+        )
+    }
+}
+
+/// A tmpfs mounted for one test, unmounted when dropped.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    pub fn mount(at: &Path, options: &str) -> Tmpfs {
+        std::fs::create_dir_all(at).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(at)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount a tmpfs at {}", at.display());
+        Tmpfs(at.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
 }
