@@ -10,6 +10,7 @@ mod install;
 mod libbpf;
 mod meta;
 mod probes;
+mod run;
 mod rust;
 mod scaffold;
 mod support;
