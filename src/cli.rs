@@ -312,8 +312,9 @@ pub struct InitArgs {
 pub struct RunArgs {
     /// The probe to run (directory name under probes/)
     pub probe: String,
-    /// How long to run before stopping it with SIGTERM
-    #[arg(long, value_name = "N", default_value_t = 10)]
+    /// How long to run (1 to 86400 seconds) before stopping it: SIGINT, then SIGTERM, then SIGKILL, 2s apart
+    #[arg(long, value_name = "N", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=crate::run::MAX_SECONDS))]
     pub seconds: u64,
     /// Arguments passed to the probe (after `--`)
     #[arg(last = true, value_name = "ARGS")]

@@ -18,7 +18,6 @@ pub enum ToolKind {
     Cxx,
     Make,
     Mount,
-    Kill,
     Cargo,
     Rustfmt,
     AptGet,
@@ -50,7 +49,6 @@ impl ToolKind {
             ToolKind::Cxx => &["c++", "g++", "clang++"],
             ToolKind::Make => &["make", "gmake"],
             ToolKind::Mount => &["mount"],
-            ToolKind::Kill => &["kill"],
             ToolKind::Cargo => &["cargo"],
             ToolKind::Rustfmt => &["rustfmt"],
             ToolKind::AptGet => &["apt-get"],
@@ -251,13 +249,23 @@ impl Cmd {
         }
     }
 
-    /// Starts without waiting, stdout piped to the caller and stderr shared with ours (for `run`).
-    pub fn spawn_reading_stdout(&self) -> Result<std::process::Child> {
-        self.command()
+    /// Starts without waiting as the leader of a new process group (for `run`): stdin is /dev/null, stdout and
+    /// stderr are piped to the caller. Everything the child starts stays in its group (unless it leaves with
+    /// `setsid`), so `ProcessGroup::signal` reaches the whole tree, and a dropped `ProcessGroup` kills it.
+    pub fn spawn_process_group(&self) -> Result<ProcessGroup> {
+        use std::os::unix::process::CommandExt;
+        let child = self
+            .command()
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
             .spawn()
-            .with_context(|| format!("could not start `{self}`"))
+            .with_context(|| format!("could not start `{self}`"))?;
+        Ok(ProcessGroup {
+            child,
+            finished: false,
+        })
     }
 
     /// Runs capturing stdout while stderr goes to the terminal (cargo's progress and diagnostics).
@@ -315,6 +323,170 @@ pub fn shell_quote(s: &str) -> String {
     }
 }
 
+/// The signals `run` stops a probe with, mildest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    /// What a person's Ctrl-C sends; many tools flush their output and detach on it.
+    Interrupt,
+    Terminate,
+    Kill,
+}
+
+impl Signal {
+    fn number(self) -> libc::c_int {
+        match self {
+            Signal::Interrupt => libc::SIGINT,
+            Signal::Terminate => libc::SIGTERM,
+            Signal::Kill => libc::SIGKILL,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
+            Signal::Kill => "SIGKILL",
+        }
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A child started by `Cmd::spawn_process_group`, leader of its own process group.
+///
+/// The leader is not reaped until `finish`: while it is a zombie its pid, which is the group's id, cannot be
+/// given to another process, so signalling the group can never reach a stranger.
+pub struct ProcessGroup {
+    child: std::process::Child,
+    finished: bool,
+}
+
+/// How a process group ended: the leader's exit status and the pids of the members still alive after it,
+/// which `finish` killed.
+pub struct GroupEnd {
+    pub status: std::process::ExitStatus,
+    pub killed_leftovers: Vec<u32>,
+}
+
+impl ProcessGroup {
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.child.stdout.take()
+    }
+
+    pub fn take_stderr(&mut self) -> Option<std::process::ChildStderr> {
+        self.child.stderr.take()
+    }
+
+    /// Whether the leader has exited, without reaping it (`waitid` with `WNOWAIT`).
+    pub fn leader_has_exited(&mut self) -> Result<bool> {
+        loop {
+            // SAFETY: an all-zero siginfo_t is a valid value; waitid only writes into it.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            // SAFETY: plain syscall on our own child's pid with a valid out pointer.
+            let rc = unsafe {
+                libc::waitid(
+                    libc::P_PID,
+                    self.child.id() as libc::id_t,
+                    &mut info,
+                    libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+                )
+            };
+            if rc == 0 {
+                // SAFETY: waitid filled `info`; si_pid is 0 when the child has not changed state (WNOHANG).
+                return Ok(unsafe { info.si_pid() } != 0);
+            }
+            let error = std::io::Error::last_os_error();
+            if error.kind() != std::io::ErrorKind::Interrupted {
+                return Err(error)
+                    .with_context(|| format!("could not wait for process {}", self.child.id()));
+            }
+        }
+    }
+
+    /// Sends `signal` to every process of the group; a group already gone is not an error.
+    pub fn signal(&self, signal: Signal) -> Result<()> {
+        let group = self.child.id() as libc::pid_t;
+        // SAFETY: killpg has no memory effects; the group id is our unreaped child's pid (see the type's docs).
+        if unsafe { libc::killpg(group, signal.number()) } == 0 {
+            return Ok(());
+        }
+        let error = std::io::Error::last_os_error();
+        if error.raw_os_error() == Some(libc::ESRCH) {
+            return Ok(());
+        }
+        Err(error).with_context(|| format!("could not send {signal} to process group {group}"))
+    }
+
+    /// Kills whatever is left of the group (a child the leader started and did not stop) and reaps the leader.
+    /// Call it once the leader has exited: it waits for the leader.
+    pub fn finish(mut self) -> Result<GroupEnd> {
+        let killed_leftovers = self.live_members_besides_leader();
+        // Always, not only when some were seen: a member may have forked since the scan.
+        self.signal(Signal::Kill)?;
+        let status = self
+            .child
+            .wait()
+            .with_context(|| format!("could not wait for process {}", self.child.id()))?;
+        self.finished = true;
+        Ok(GroupEnd {
+            status,
+            killed_leftovers,
+        })
+    }
+
+    /// The group's live members other than the leader, from `/proc/<pid>/stat` (zombies are not alive).
+    fn live_members_besides_leader(&self) -> Vec<u32> {
+        let group = self.child.id();
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        let mut members: Vec<u32> = entries
+            .flatten()
+            .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|&pid| pid != group)
+            .filter(|&pid| {
+                let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                    return false;
+                };
+                // `pid (comm) state ppid pgrp …`; comm may contain spaces and parentheses.
+                let Some((_, after_comm)) = stat.rsplit_once(')') else {
+                    return false;
+                };
+                let fields: Vec<&str> = after_comm.split_whitespace().collect();
+                matches!(fields.as_slice(), [state, _ppid, pgrp, ..]
+                    if !matches!(*state, "Z" | "X") && pgrp.parse::<u32>() == Ok(group))
+            })
+            .collect();
+        members.sort_unstable();
+        members
+    }
+}
+
+impl Drop for ProcessGroup {
+    /// An error or a panic in the caller must not leave the probe and its children running.
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let _ = self.signal(Signal::Kill);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        while std::time::Instant::now() < deadline {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
+
 /// A child that exited unsuccessfully, shown like cargo's `ProcessError`: command, status, then its own output.
 #[derive(Debug)]
 pub struct ProcessError {
@@ -364,5 +536,38 @@ mod tests {
         assert_eq!(shell_quote("a b"), "'a b'");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
         assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn a_process_group_is_signalled_whole_and_finish_kills_what_the_leader_left() {
+        // The leader starts a `sleep` in the background, prints its pid and exits at once.
+        let mut group = Cmd::program("sh")
+            .args(["-c", "sleep 30 & echo $!"])
+            .spawn_process_group()
+            .unwrap();
+        let mut pid = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(group.take_stdout().unwrap()),
+            &mut pid,
+        )
+        .unwrap();
+        let sleeper: u32 = pid.trim().parse().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !group.leader_has_exited().unwrap() {
+            assert!(std::time::Instant::now() < deadline, "sh did not exit");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // Not reaped: the leader's pid (the group's id) stays taken until `finish`.
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", group.id())).unwrap();
+        assert!(stat.rsplit_once(')').unwrap().1.starts_with(" Z"), "{stat}");
+        let end = group.finish().unwrap();
+        assert!(end.status.success());
+        assert_eq!(end.killed_leftovers, vec![sleeper]);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let state = std::fs::read_to_string(format!("/proc/{sleeper}/stat")).unwrap_or_default();
+        assert!(
+            state.is_empty() || state.rsplit_once(')').unwrap().1.starts_with(" Z"),
+            "the sleep still runs: {state}"
+        );
     }
 }

@@ -12,6 +12,7 @@ mod install;
 mod libbpf;
 mod meta;
 mod probes;
+mod run;
 mod rust;
 mod scaffold;
 mod support;
