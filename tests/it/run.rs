@@ -4,10 +4,9 @@
 
 use std::io::{BufRead, Read};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Workspace, BIN};
+use crate::support::{ebpf_probe_child, send_signal, Workspace};
 
 const META: &str = "version = \"1.0.0\"\nmeasurements:\n(\n  {\n    table_name: \"t\",\n    entity_name: \"e\",\n    fields:\n    (\n      { description: \"k\", type: \"key\", name: \"k\" },\n      { description: \"v\", type: \"gauge\", name: \"v\" }\n    )\n  }\n)\n";
 const BPF: &str = "#include \"vmlinux.h\"\n#include <bpf/bpf_helpers.h>\nchar LICENSE[] SEC(\"license\") = \"GPL\";\n";
@@ -59,9 +58,7 @@ impl Drop for KillOnDrop {
     fn drop(&mut self) {
         for pid in &self.0 {
             if is_alive(*pid) {
-                let _ = Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status();
+                send_signal(*pid, "KILL");
             }
         }
     }
@@ -210,13 +207,7 @@ fn run_keeps_memory_bounded_while_a_probe_prints_as_fast_as_it_can() {
         return;
     }
     let ws = fake_probe("  for (;;)\n    fputs(\"|t|1|2|\\n\", stdout);");
-    let mut child = Command::new(BIN)
-        .args(["run", "t", "--seconds", "4"])
-        .current_dir(ws.root())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = ebpf_probe_child(ws.root(), &["run", "t", "--seconds", "4"]);
     let pid = child.id();
     let mut stderr = child.stderr.take().unwrap();
     let stderr_reader = std::thread::spawn(move || {
@@ -352,13 +343,7 @@ fn run_stops_the_probe_group_when_it_is_interrupted_itself() {
     let ws = fake_probe(
         "  pid_t sleeper = fork();\n  if (sleeper == 0) {\n    execlp(\"sleep\", \"sleep\", \"25\", (char *)NULL);\n    _exit(127);\n  }\n  printf(\"pids %d %d\\n\", (int)getpid(), (int)sleeper);\n  fflush(stdout);\n  for (;;) pause();",
     );
-    let mut child = Command::new(BIN)
-        .args(["run", "t", "--seconds", "60"])
-        .current_dir(ws.root())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = ebpf_probe_child(ws.root(), &["run", "t", "--seconds", "60"]);
     let mut stderr = child.stderr.take().unwrap();
     let (stderr_sender, stderr_text) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -373,11 +358,7 @@ fn run_stops_the_probe_group_when_it_is_interrupted_itself() {
     let _cleanup = KillOnDrop(pids.clone());
     // What a terminal's Ctrl-C does to `run` (the probe is in its own group, so the terminal cannot reach it).
     let interrupted = Instant::now();
-    assert!(Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
+    assert!(send_signal(child.id(), "INT"));
     let exit = loop {
         if let Some(exit) = child.try_wait().unwrap() {
             break exit;

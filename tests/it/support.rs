@@ -759,3 +759,23 @@ impl Drop for Tmpfs {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }
+
+/// `ebpf-probe ARGS` in `dir` with stdout and stderr piped, as a raw child: for the tests that read its output
+/// while it runs (`run`'s streaming, its own Ctrl-C).
+pub fn ebpf_probe_child(dir: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("could not start {BIN} {args:?}: {e}"))
+}
+
+/// `kill -SIGNAL PID`; whether it succeeded.
+pub fn send_signal(pid: u32, signal: &str) -> bool {
+    Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success())
+}
