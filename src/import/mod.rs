@@ -2,6 +2,7 @@
 //! shell) and writes `ebpf-probe.toml` at its root and a `probe.toml` in each probe directory, listing every
 //! construct it could not translate instead of guessing.
 
+mod clash;
 mod eval;
 mod explain;
 mod flags;
@@ -87,6 +88,17 @@ pub fn import(options: &ImportOptions) -> Result<Report> {
             probe::translate(&root, &src, name, &shared)
                 .with_context(|| format!("failed to read the Makefile of probe `{name}`"))?,
         );
+    }
+
+    for clash in clash::drop_clashing_installs(&root, &src, &mut files) {
+        let name = clash
+            .file
+            .parent()
+            .and_then(|d| d.file_name())
+            .map(|n| n.to_string_lossy().into_owned());
+        if let Some(probe) = files.iter_mut().find(|f| Some(&f.name) == name.as_ref()) {
+            probe.untranslated.push(clash);
+        }
     }
 
     let mut planned = vec![Planned {

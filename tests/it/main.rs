@@ -9,6 +9,7 @@ mod graph;
 mod http;
 mod import;
 mod install;
+mod layout;
 mod libbpf;
 mod meta;
 mod probes;
