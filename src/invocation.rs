@@ -212,6 +212,16 @@ pub fn run(request: Request) -> Result<()> {
             .map(|(w, manifest)| (&w.manifest.libbpf, w.root.as_path(), manifest)),
     )?;
 
+    if let (None, Some(ws), crate::libbpf::Policy::Source(path)) =
+        (&request.libbpf, &workspace, &libbpf)
+    {
+        // A tarball's Makefile runs as us: the workspace's choice is trusted only if its owner is.
+        crate::core::trust::check_owner(
+            path,
+            &ws.root,
+            "the libbpf source that ebpf-probe.toml names",
+        )?;
+    }
     if let Some(args) = &request.check {
         let helper_dir = match &workspace {
             Some(ws) => ws.check_output_dir(),

@@ -18,6 +18,9 @@ pub struct Probe {
     pub config: ProbeConfig,
     /// One of a flat layout's tools: `dir` is shared with the others, and its settings come from the manifest.
     pub flat: bool,
+    /// Why its settings could not be read: an error only when it is selected, so one broken probe.toml does
+    /// not stop the build of another probe.
+    pub problem: Option<String>,
 }
 
 /// The language of a probe's loader: C files beside the `.bpf.c`, or a cargo crate (a `Cargo.toml` there).
@@ -61,6 +64,7 @@ impl Probe {
             dir,
             config,
             flat: false,
+            problem: None,
         })
     }
 
@@ -88,7 +92,21 @@ impl Probe {
             dir,
             config,
             flat: true,
+            problem: None,
         })
+    }
+}
+
+impl Probe {
+    /// A probe whose settings could not be read, kept with why.
+    pub fn broken(name: String, dir: PathBuf, error: &anyhow::Error) -> Probe {
+        Probe {
+            name,
+            dir,
+            config: ProbeConfig::default(),
+            flat: false,
+            problem: Some(format!("{error:#}")),
+        }
     }
 }
 

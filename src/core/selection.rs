@@ -54,11 +54,19 @@ pub fn select_probes(
             eprintln!("warning: EXTEND_PROBES names `{name}`, which is not a probe here; ignored");
         }
     }
-    Ok(all
+    let selected: Vec<Probe> = all
         .into_iter()
         .filter(|p| names.is_empty() || names.contains(&p.name))
         .filter(|p| !exclude.contains(&p.name))
-        .collect())
+        .collect();
+    if let Some(probe) = selected.iter().find(|p| p.problem.is_some()) {
+        bail!(
+            "probe `{}`: {}",
+            probe.name,
+            probe.problem.as_deref().unwrap_or_default()
+        );
+    }
+    Ok(selected)
 }
 
 /// Reads every probe once, selects, and checks the selected probes' `.meta` (against all probes' tables); prints

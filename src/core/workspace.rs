@@ -264,8 +264,10 @@ impl Workspace {
                 }
             };
             if is_probe {
-                trust::check_owner(&path.join(PROBE_CONFIG), &self.root, "probe settings")?;
-                probes.push(Probe::load(name, path)?);
+                let loaded =
+                    trust::check_owner(&path.join(PROBE_CONFIG), &self.root, "probe settings")
+                        .and_then(|()| Probe::load(name.clone(), path.clone()));
+                probes.push(loaded.unwrap_or_else(|e| Probe::broken(name, path, &e)));
             }
         }
         probes.sort_by(|a, b| a.name.cmp(&b.name));

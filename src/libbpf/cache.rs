@@ -53,6 +53,14 @@ impl Cache {
         } else if let Some(dir) = var("XDG_CACHE_HOME").filter(|d| d.is_absolute()) {
             dir.join("ebpf-probe")
         } else if let Some(home) = var("HOME") {
+            // A HOME that does not exist (`HOME=/nonexistent`, a service account) is not one to create.
+            if !home.is_dir() {
+                bail!(
+                    "no cache directory for the pinned libbpf: HOME (`{}`) is not a directory; set \
+                     {CACHE_DIR_ENV}=/some/writable/dir",
+                    home.display()
+                );
+            }
             home.join(".cache/ebpf-probe")
         } else {
             bail!("no cache directory for the pinned libbpf: HOME is not set; set {CACHE_DIR_ENV}=/some/writable/dir");

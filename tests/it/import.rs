@@ -362,3 +362,18 @@ fn fixture_tree_builds_runs_and_installs() {
     let installed = dest.path().join("usr/bin/extends/ebpf.probe/sigprobe");
     assert_line(&installed, &[], kill_a_child);
 }
+
+/// `--check` in an imported tree lists the libraries its configuration names, with this distro's packages.
+#[test]
+fn check_lists_the_libraries_an_imported_tree_links() {
+    let ws = Workspace::fixture_tree("gala-tree");
+    import(&ws, &[]);
+    let check = ws.cmd(&["-C", EBPF_PROBE, "check"]).try_output().unwrap();
+    let stdout = String::from_utf8_lossy(&check.output.stdout).into_owned();
+    assert!(stdout.contains("workspace libraries"), "{}", check.report());
+    assert!(
+        stdout.lines().any(|l| l.contains("stdc++") && l.contains("libstdc++")),
+        "{}",
+        check.report()
+    );
+}

@@ -15,6 +15,7 @@ mod meta;
 mod probes;
 mod run;
 mod rust;
+mod safety;
 mod scaffold;
 mod support;
 mod tcpprobe;
