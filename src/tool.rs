@@ -231,9 +231,26 @@ impl Cmd {
         command
     }
 
+    /// The command, set to be killed when the thread that starts it dies: a build killed by SIGTERM or SIGKILL
+    /// leaves no clang or cc running as an orphan (package managers, run with the terminal, are left to finish).
+    fn dying_with_us(&self) -> Command {
+        use std::os::unix::process::CommandExt;
+        let mut command = self.command();
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        command
+    }
+
     /// Runs to completion capturing stdout and stderr; a non-zero exit is not an error here.
     pub fn output(&self) -> Result<Output> {
-        self.command()
+        self.dying_with_us()
             .stdin(Stdio::null())
             .output()
             .with_context(|| format!("could not start `{self}`"))
@@ -270,7 +287,7 @@ impl Cmd {
 
     /// Runs capturing stdout while stderr goes to the terminal (cargo's progress and diagnostics).
     pub fn output_with_inherited_stderr(&self) -> Result<Output> {
-        self.command()
+        self.dying_with_us()
             .stdin(Stdio::null())
             .stderr(Stdio::inherit())
             .output()

@@ -74,7 +74,7 @@ if [ -n "$dep" ]; then
   echo "$target: $deps" > "$dep"
 fi
 case "$src" in
-  *.bpf.c) if [ -e "$tools/stall" ]; then echo "$src" > "$tools/stalled"; sleep 60; fi ;;
+  *.bpf.c) if [ -e "$tools/stall" ]; then echo $$ > "$tools/stalled.pid"; echo "$src" > "$tools/stalled"; exec sleep 60; fi ;;
 esac
 echo "done @NAME@ $args" >> "$tools/calls"
 "#;
@@ -697,6 +697,33 @@ fn an_interrupted_build_leaves_no_output_a_later_build_would_trust() {
         "the next build cleared it"
     );
     assert!(object.is_file() && ws.path(&format!(".output/bin/{stalled_on}")).is_file());
+}
+
+#[test]
+fn a_killed_build_leaves_no_compiler_running() {
+    let (ws, fakes) = workspace();
+    let (build, _) = start_stalled_build(&ws, &fakes);
+    let clang: u32 = std::fs::read_to_string(fakes.dir.join("stalled.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(Path::new(&format!("/proc/{clang}")).exists());
+    // Only ebpf-probe is killed (not its group), as `kill PID` or an OOM kill would: its compiler goes with it.
+    let _ = program("kill")
+        .args(["-KILL", &build.id().to_string()])
+        .try_output();
+    build.wait();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    // A zombie until reaped by init is gone for our purpose: it runs nothing.
+    let running = || {
+        std::fs::read_to_string(format!("/proc/{clang}/stat"))
+            .is_ok_and(|stat| !stat.contains(") Z "))
+    };
+    while running() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!running(), "the stalled compiler (pid {clang}) outlived the build");
 }
 
 #[test]
