@@ -81,6 +81,7 @@ pub fn generate(
                 inputs: &inputs,
                 depfile: None,
                 deps_base: out_dir,
+                times: None,
             },
             |temp| command_to(temp).run().map(drop),
         )?;

@@ -47,6 +47,8 @@ pub struct Compiler {
     /// The C++ compiler, found when the workspace has C++ sources; its absence is an error only for them.
     cxx: Result<crate::tool::Tool, String>,
     cxx_identity: String,
+    /// Source and header times, stat'ed once per build.
+    source_times: fresh::SourceTimes,
     /// `-I` for the selected libbpf's headers (empty for the system one), before any system dir.
     libbpf_includes: Vec<String>,
     libbpf_link: Vec<String>,
@@ -158,6 +160,7 @@ impl Compiler {
             ldflags: build.ldflags.clone(),
             cxx,
             cxx_identity,
+            source_times: Default::default(),
             clang_identity: format!("clang {}", tool_identity(&toolchain.clang.program)),
             strip_identity: format!(
                 "llvm-strip {}",
@@ -217,6 +220,7 @@ impl Compiler {
                 inputs: &inputs,
                 depfile: depfile.as_deref(),
                 deps_base: &self.root,
+                times: Some(&self.source_times),
             },
             work,
         )

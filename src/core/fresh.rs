@@ -17,6 +17,8 @@ pub struct Step<'a> {
     /// The compiler's `-MD` file, whose paths are relative to `deps_base`.
     pub depfile: Option<&'a Path>,
     pub deps_base: &'a Path,
+    /// The build's cache of source times, when it keeps one.
+    pub times: Option<&'a SourceTimes>,
 }
 
 /// Runs `work` unless `step.output` is fresh; returns whether it ran. `work` writes the temp path it is given
@@ -29,6 +31,7 @@ pub fn rebuild_unless_fresh(step: &Step, work: impl FnOnce(&Path) -> Result<()>)
         step.inputs,
         step.depfile,
         step.deps_base,
+        step.times,
     ) {
         return Ok(false);
     }
@@ -67,6 +70,7 @@ fn is_fresh(
     inputs: &[PathBuf],
     depfile: Option<&Path>,
     deps_base: &Path,
+    times: Option<&SourceTimes>,
 ) -> bool {
     let Some(built) = paths::mtime(output) else {
         return false;
@@ -88,31 +92,35 @@ fn is_fresh(
         .ancestors()
         .find(|dir| dir.file_name().is_some_and(|n| n == ".output"));
     all_inputs.iter().all(|input| {
-        let changed = match outputs {
+        let changed = match (outputs, times) {
             // A build's own outputs change while it runs; sources and headers do not.
-            Some(outputs) if input.starts_with(outputs) => paths::mtime(input),
-            _ => source_mtime(input),
+            (Some(outputs), _) if input.starts_with(outputs) => paths::mtime(input),
+            (_, Some(times)) => times.mtime(input),
+            (_, None) => paths::mtime(input),
         };
         changed.is_some_and(|changed| changed <= built)
     })
 }
 
-/// The time of a source or header, stat'ed once per process: every step of a build names the same SDK and
-/// kernel headers (a no-op build of gala-gopher's tree asked 19,083 times for 1,470 files).
-fn source_mtime(path: &Path) -> Option<std::time::SystemTime> {
-    use std::collections::HashMap;
-    use std::sync::{Mutex, OnceLock};
-    static TIMES: OnceLock<Mutex<HashMap<PathBuf, Option<std::time::SystemTime>>>> =
-        OnceLock::new();
-    let times = TIMES.get_or_init(Default::default);
-    if let Some(time) = times.lock().ok().and_then(|t| t.get(path).copied()) {
-        return time;
+/// The times of sources and headers, each stat'ed once per build: every step names the same SDK and kernel headers
+/// (a no-op build of gala-gopher's tree asked 19,083 times for 1,470 files). Outputs are never cached: they change
+/// while the build runs; sources do not.
+#[derive(Default)]
+pub struct SourceTimes(
+    std::sync::Mutex<std::collections::HashMap<PathBuf, Option<std::time::SystemTime>>>,
+);
+
+impl SourceTimes {
+    fn mtime(&self, path: &Path) -> Option<std::time::SystemTime> {
+        if let Some(time) = self.0.lock().ok().and_then(|t| t.get(path).copied()) {
+            return time;
+        }
+        let time = paths::mtime(path);
+        if let Ok(mut times) = self.0.lock() {
+            times.insert(path.to_path_buf(), time);
+        }
+        time
     }
-    let time = paths::mtime(path);
-    if let Ok(mut times) = times.lock() {
-        times.insert(path.to_path_buf(), time);
-    }
-    time
 }
 
 /// Remembers that `fingerprint` failed to make `output`, so the next run does not try again until something changes.
@@ -204,22 +212,36 @@ mod tests {
         std::fs::write(&output, "obj").unwrap();
         let inputs = [input.clone()];
         assert!(
-            !is_fresh(&output, "cc a.c", &inputs, None, dir.path()),
+            !is_fresh(&output, "cc a.c", &inputs, None, dir.path(), None),
             "no record yet"
         );
         record(&output, "cc a.c").unwrap();
-        assert!(is_fresh(&output, "cc a.c", &inputs, None, dir.path()));
+        assert!(is_fresh(&output, "cc a.c", &inputs, None, dir.path(), None));
         assert!(
-            !is_fresh(&output, "cc -DGOPHER_DEBUG a.c", &inputs, None, dir.path()),
+            !is_fresh(
+                &output,
+                "cc -DGOPHER_DEBUG a.c",
+                &inputs,
+                None,
+                dir.path(),
+                None
+            ),
             "flags changed"
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
         std::fs::write(&input, "int y;").unwrap();
         assert!(
-            !is_fresh(&output, "cc a.c", &inputs, None, dir.path()),
+            !is_fresh(&output, "cc a.c", &inputs, None, dir.path(), None),
             "input newer"
         );
         forget(&output).unwrap();
-        assert!(!is_fresh(&output, "cc a.c", &inputs, None, dir.path()));
+        assert!(!is_fresh(
+            &output,
+            "cc a.c",
+            &inputs,
+            None,
+            dir.path(),
+            None
+        ));
     }
 }

@@ -723,7 +723,10 @@ fn a_killed_build_leaves_no_compiler_running() {
     while running() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(!running(), "the stalled compiler (pid {clang}) outlived the build");
+    assert!(
+        !running(),
+        "the stalled compiler (pid {clang}) outlived the build"
+    );
 }
 
 #[test]

@@ -372,7 +372,9 @@ fn check_lists_the_libraries_an_imported_tree_links() {
     let stdout = String::from_utf8_lossy(&check.output.stdout).into_owned();
     assert!(stdout.contains("workspace libraries"), "{}", check.report());
     assert!(
-        stdout.lines().any(|l| l.contains("stdc++") && l.contains("libstdc++")),
+        stdout
+            .lines()
+            .any(|l| l.contains("stdc++") && l.contains("libstdc++")),
         "{}",
         check.report()
     );
