@@ -24,7 +24,8 @@ Environment:
   EBPF_PROBE_CACHE_DIR             where the pinned libbpf is cached (default $XDG_CACHE_HOME/ebpf-probe)
   HTTPS_PROXY, NO_PROXY            proxy for downloading the pinned libbpf
   EBPF_PROBE_PCH=0                 parse the kernel header in every BPF compile instead of precompiling it once
-  EBPF_PROBE_SAFE_DIRECTORIES      trust workspaces owned by another user: DIR[:DIR...] or *";
+  EBPF_PROBE_SAFE_DIRECTORIES      trust workspaces owned by another user: DIR[:DIR...] or *
+  EBPF_PROBE_SLOW_SECONDS=60       name a build step still running after this long (a hung tool)";
 
 #[derive(Debug, Parser)]
 #[command(

@@ -117,6 +117,8 @@ struct Environment {
     exclude: Vec<String>,
     /// `EBPF_PROBE_PCH=0` turns the precompiled kernel header off.
     precompile_header: bool,
+    /// `EBPF_PROBE_SLOW_SECONDS`: after how long a running step is named as slow.
+    slow_step: std::time::Duration,
 }
 
 impl Environment {
@@ -143,6 +145,20 @@ impl Environment {
                 .map(|l| parse_probe_list(&l))
                 .unwrap_or_default(),
             precompile_header: env("EBPF_PROBE_PCH").is_none_or(|v| v != "0"),
+            slow_step: match env("EBPF_PROBE_SLOW_SECONDS") {
+                Some(text) => std::time::Duration::from_secs(
+                    text.trim()
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|s| *s > 0)
+                        .with_context(|| {
+                            format!(
+                                "EBPF_PROBE_SLOW_SECONDS must be a number of seconds, not `{text}`"
+                            )
+                        })?,
+                ),
+                None => std::time::Duration::from_secs(60),
+            },
         })
     }
 
@@ -320,6 +336,7 @@ pub fn run(request: Request) -> Result<()> {
             kernel_release: environment.kernel_release()?,
             libbpf: libbpf.clone(),
             precompile_header: environment.precompile_header,
+            slow_step: environment.slow_step,
             build_opts: environment.build_opts.clone(),
         })
     };

@@ -34,6 +34,8 @@ pub struct BuildOptions {
     pub libbpf: crate::libbpf::Policy,
     /// Precompile the kernel header once for all BPF programs (`EBPF_PROBE_PCH=0` turns it off).
     pub precompile_header: bool,
+    /// A step running longer is named on the progress output (`EBPF_PROBE_SLOW_SECONDS`, default 60).
+    pub slow_step: std::time::Duration,
 }
 
 /// Builds the selected probes (whose `.meta` the selection has checked).
@@ -102,6 +104,7 @@ pub fn build(
             skelgen: skelgen.as_deref(),
             output: &output,
             jobs: options.jobs,
+            slow_step: options.slow_step,
         },
     );
     prune_precompiled_headers(workspace, &plan);
@@ -165,6 +168,8 @@ struct RunContext<'a> {
     skelgen: Option<&'a std::path::Path>,
     output: &'a Console,
     jobs: usize,
+    /// How long a step may run before it is named as slow.
+    slow_step: std::time::Duration,
 }
 
 /// Runs the graph with progress output; failures are printed as they happen, each naming its probe.
@@ -172,6 +177,22 @@ fn run_plan(plan: &Plan, context: &RunContext) -> Vec<Status> {
     // One line per worker that can be busy: the graph starts no more workers than there are steps.
     let workers = context.jobs.clamp(1, plan.nodes.len().max(1));
     let progress = Progress::new(context.output, plan.nodes.len(), workers);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        // A step running far longer than steps do (a hung compiler) is named, rather than a silent build.
+        scope.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                progress.report_slow_steps(context.slow_step);
+            }
+        });
+        let statuses = run_steps(plan, context, &progress);
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        statuses
+    })
+}
+
+fn run_steps(plan: &Plan, context: &RunContext, progress: &Progress) -> Vec<Status> {
     graph::run_graph(
         &plan.nodes,
         context.jobs,

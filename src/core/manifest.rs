@@ -179,13 +179,35 @@ pub struct LibraryConfig {
 
 /// Reads and parses a TOML file, naming it in every error.
 pub fn read<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T> {
-    toml::from_str(&paths::read_to_string(path)?)
-        .with_context(|| format!("invalid {what} in `{}`", path.display()))
+    let bytes = paths::read(path)?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
+        let column = valid.iter().rev().take_while(|b| **b != b'\n').count() + 1;
+        anyhow::anyhow!(
+            "invalid {what} in `{}`: line {line}, column {column} is not UTF-8 (TOML files are UTF-8; re-save it \
+             as UTF-8)",
+            path.display()
+        )
+    })?;
+    toml::from_str(&text).with_context(|| format!("invalid {what} in `{}`", path.display()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_that_is_not_utf8_is_named_with_its_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("probe.toml");
+        std::fs::write(&path, b"binary = \"x\"\n# caf\xe9\n").unwrap();
+        let error = format!(
+            "{:#}",
+            read::<ProbeConfig>(&path, "probe settings").unwrap_err()
+        );
+        assert!(error.contains("line 2, column 6 is not UTF-8"), "{error}");
+    }
 
     #[test]
     fn an_empty_manifest_is_the_default_layout() {

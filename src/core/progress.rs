@@ -51,6 +51,14 @@ pub struct Progress {
     output: Console,
     overall: Option<ProgressBar>,
     workers: Vec<ProgressBar>,
+    /// Per worker: the step it runs, since when, and when it was last reported as slow.
+    running: std::sync::Mutex<Vec<Option<Running>>>,
+}
+
+struct Running {
+    label: String,
+    since: std::time::Instant,
+    reported: Option<std::time::Instant>,
 }
 
 impl Progress {
@@ -60,6 +68,7 @@ impl Progress {
                 output: output.clone(),
                 overall: None,
                 workers: Vec::new(),
+                running: std::sync::Mutex::new((0..jobs).map(|_| None).collect()),
             };
         };
         let overall = bars.add(ProgressBar::new(steps as u64));
@@ -82,12 +91,46 @@ impl Progress {
             output: output.clone(),
             overall: Some(overall),
             workers,
+            running: std::sync::Mutex::new((0..jobs).map(|_| None).collect()),
+        }
+    }
+
+    /// Names every step that has run longer than `slow` (a hung compiler, a tool waiting on a lock), once per
+    /// `slow`, so a stuck build says what it is stuck on; called periodically while the graph runs.
+    pub fn report_slow_steps(&self, slow: Duration) {
+        let Ok(mut running) = self.running.lock() else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        for step in running.iter_mut().flatten() {
+            let due = step.reported.map_or(step.since, |at| at) + slow;
+            if now >= due {
+                step.reported = Some(now);
+                self.output.println(&format!(
+                    "     Waiting on {} (running for {} s)",
+                    step.label,
+                    now.duration_since(step.since).as_secs()
+                ));
+            }
         }
     }
 
     pub fn started(&self, worker: usize, label: &str) {
         if let Some(bar) = self.workers.get(worker) {
             bar.set_message(label.to_string());
+        }
+        if let Some(slot) = self
+            .running
+            .lock()
+            .ok()
+            .as_mut()
+            .and_then(|r| r.get_mut(worker))
+        {
+            *slot = Some(Running {
+                label: label.to_string(),
+                since: std::time::Instant::now(),
+                reported: None,
+            });
         }
     }
 
@@ -109,6 +152,15 @@ impl Progress {
     pub fn idle(&self, worker: usize) {
         if let Some(bar) = self.workers.get(worker) {
             bar.set_message("");
+        }
+        if let Some(slot) = self
+            .running
+            .lock()
+            .ok()
+            .as_mut()
+            .and_then(|r| r.get_mut(worker))
+        {
+            *slot = None;
         }
     }
 

@@ -106,6 +106,7 @@ const ENVIRONMENT: &[&str] = &[
     "NO_PROXY",
     "EBPF_PROBE_PCH",
     "EBPF_PROBE_SAFE_DIRECTORIES",
+    "EBPF_PROBE_SLOW_SECONDS",
 ];
 
 fn help(args: &[&str]) -> String {

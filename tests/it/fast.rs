@@ -700,6 +700,29 @@ fn an_interrupted_build_leaves_no_output_a_later_build_would_trust() {
 }
 
 #[test]
+fn a_step_that_hangs_is_named_while_the_build_waits() {
+    let (ws, fakes) = workspace();
+    fakes.cue("stall", true);
+    let build = fakes
+        .cmd(&ws, &["-b"])
+        .env("EBPF_PROBE_SLOW_SECONDS", "1")
+        .own_process_group()
+        .spawn();
+    std::thread::sleep(Duration::from_millis(2500));
+    fakes.cue("stall", false);
+    let _ = program("kill")
+        .args(["-KILL", "--", &format!("-{}", build.id())])
+        .try_output();
+    let done = build.wait();
+    let stderr = done.stderr();
+    assert!(
+        stderr.contains("Waiting on Compiling probes/") && stderr.contains(".bpf.c (running for "),
+        "{}",
+        done.report()
+    );
+}
+
+#[test]
 fn a_killed_build_leaves_no_compiler_running() {
     let (ws, fakes) = workspace();
     let (build, _) = start_stalled_build(&ws, &fakes);
