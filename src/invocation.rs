@@ -268,6 +268,13 @@ pub fn run(request: Request) -> Result<()> {
     };
     if let Some(args) = &request.new {
         let attach = Attach::parse(&args.attach)?;
+        if let Some(problem) = attach.problem_here() {
+            // The probe may be meant for another machine: said, not refused.
+            eprintln!(
+                "warning: `--attach {}`: {problem}; writing the probe anyway",
+                args.attach
+            );
+        }
         let userland = match args.userland {
             UserlandArg::C => Userland::C,
             UserlandArg::Rust => Userland::Rust,

@@ -1,5 +1,6 @@
 //! `ebpf-probe`: parses the command line, runs the plan, prints the error chain and sets the exit status.
 
+mod attach_target;
 mod build;
 mod check;
 mod clean;

@@ -27,6 +27,20 @@ pub enum Attach {
 }
 
 impl Attach {
+    /// Why this target cannot be attached on this machine, when that can be told (see `attach_target`).
+    pub fn problem_here(&self) -> Option<String> {
+        match self {
+            Attach::Tracepoint { category, name } => {
+                crate::attach_target::tracepoint_problem(category, name)
+            }
+            Attach::RawTracepoint { name } => crate::attach_target::raw_tracepoint_problem(name),
+            Attach::Kprobe { function } => crate::attach_target::kprobe_problem(function),
+            Attach::Uprobe { binary, .. } | Attach::Uretprobe { binary, .. } => {
+                crate::attach_target::uprobe_binary_problem(binary)
+            }
+        }
+    }
+
     pub fn parse(spec: &str) -> Result<Attach> {
         let usage = "expected tracepoint:CATEGORY/NAME, raw_tracepoint:NAME, kprobe:FUNC, uprobe:BINARY:SYMBOL or uretprobe:BINARY:SYMBOL";
         let Some((kind, target)) = spec.split_once(':') else {

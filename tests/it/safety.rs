@@ -190,3 +190,27 @@ fn extend_probes_naming_no_probe_is_a_warning_and_build_opts_keep_quotes() {
         )
         .stderr_contains("'-DMSG=a b' -DTWO");
 }
+
+#[test]
+fn new_warns_about_an_attach_target_this_machine_does_not_have() {
+    if !require_kernel() {
+        return;
+    }
+    let ws = Workspace::new();
+    ws.cmd(&["new", "typo", "--attach", "tracepoint:sched/sched_process_exc"])
+        .success()
+        .stderr_contains("warning: `--attach tracepoint:sched/sched_process_exc`: this kernel has no tracepoint `sched/sched_process_exc`; nearest: `sched_process_exec`");
+    ws.cmd(&["new", "nobin", "--attach", "uprobe:/no/such/binary:main"])
+        .success()
+        .stderr_contains("there is no binary `/no/such/binary` here");
+    // A real one: no warning.
+    let real = ws
+        .cmd(&[
+            "new",
+            "real",
+            "--attach",
+            "tracepoint:sched/sched_process_exec",
+        ])
+        .success();
+    assert!(!real.stderr().contains("warning:"), "{}", real.report());
+}

@@ -118,7 +118,7 @@ fn every_rust_file_opens_with_a_doc_line() {
 fn layer(module: &str) -> Option<u8> {
     match module {
         "paths" | "tool" | "toolchain" | "kernel" | "distro" | "meta" | "names" | "embedded"
-        | "libbpf" => Some(0),
+        | "libbpf" | "attach_target" => Some(0),
         "core" => Some(1),
         "build" | "check" | "generate" | "clean" | "install" | "run" | "scaffold" | "import" => {
             Some(2)
