@@ -487,7 +487,10 @@ pub fn init_workspace(dir: &Path) -> Result<Workspace> {
     }
     let mut files: Vec<(String, Vec<u8>)> = vec![
         (MARKER.into(), b"# Marks the root of an ebpf-probe workspace: include/ (C SDK), lib/ (shared userland C), probes/.\n".to_vec()),
-        (".gitignore".into(), b"/.output\n/include/linux_*.h\n/include/vmlinux.h\n".to_vec()),
+        (
+            ".gitignore".into(),
+            b"/.output\n/include/linux_*.h\n/include/vmlinux.h\n/compile_commands.json\n".to_vec(),
+        ),
         ("probes/.keep".into(), Vec::new()),
     ];
     files.extend(

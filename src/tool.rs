@@ -179,6 +179,13 @@ pub struct Cmd {
 }
 
 impl Cmd {
+    /// The program and its arguments as text (for `compile_commands.json`).
+    pub fn argv(&self) -> Vec<String> {
+        std::iter::once(self.program.to_string_lossy().into_owned())
+            .chain(self.args.iter().map(|a| a.to_string_lossy().into_owned()))
+            .collect()
+    }
+
     pub fn new(tool: &Tool) -> Cmd {
         Cmd::program(&tool.program)
     }

@@ -108,6 +108,16 @@ pub fn build(
         },
     );
     prune_precompiled_headers(workspace, &plan);
+    // Editors and clang tools read the compiles from here (a file we did not write is kept).
+    match crate::core::compile_db::update(
+        &workspace.root,
+        &workspace.output_dir(),
+        compiler.compile_commands(),
+    ) {
+        Ok(Some(note)) => output.println(&note),
+        Ok(None) => {}
+        Err(e) => output.println(&format!("warning: {e:#}")),
+    }
 
     let mut finished: Vec<(usize, Result<Option<BuiltProbe>>)> = Vec::new();
     for (node, status) in plan.nodes.iter().zip(&statuses) {

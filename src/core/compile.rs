@@ -49,6 +49,8 @@ pub struct Compiler {
     cxx_identity: String,
     /// Source and header times, stat'ed once per build.
     source_times: fresh::SourceTimes,
+    /// Every compile this build planned (ran or fresh), for `compile_commands.json`.
+    compile_commands: std::sync::Mutex<Vec<CompileCommand>>,
     /// `-I` for the selected libbpf's headers (empty for the system one), before any system dir.
     libbpf_includes: Vec<String>,
     libbpf_link: Vec<String>,
@@ -80,6 +82,16 @@ pub struct CompilerSettings<'a> {
     pub build: &'a BuildConfig,
     pub verbose: bool,
     pub output: Console,
+}
+
+/// One entry of `compile_commands.json` (clang's JSON compilation database): what compiled `file`, run in
+/// `directory`, with the precompiled header left out so any clang-based tool can read it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct CompileCommand {
+    pub directory: String,
+    pub arguments: Vec<String>,
+    pub file: String,
+    pub output: String,
 }
 
 /// A BPF source's prelude (its first directives and the SDK header they include, which pulls in the kernel
@@ -161,6 +173,7 @@ impl Compiler {
             cxx,
             cxx_identity,
             source_times: Default::default(),
+            compile_commands: Default::default(),
             clang_identity: format!("clang {}", tool_identity(&toolchain.clang.program)),
             strip_identity: format!(
                 "llvm-strip {}",
@@ -224,6 +237,41 @@ impl Compiler {
             },
             work,
         )
+    }
+
+    /// Remembers the compile of `source` into `output` as `cmd` shows it, minus `-include-pch FILE`.
+    fn remember_compile(&self, cmd: &Cmd, source: &Path, output: &Path) {
+        let mut arguments = Vec::new();
+        let mut skip = false;
+        for argument in cmd.argv() {
+            if skip {
+                skip = false;
+            } else if argument == "-include-pch" {
+                skip = true;
+            } else {
+                arguments.push(argument);
+            }
+        }
+        if let Ok(mut commands) = self.compile_commands.lock() {
+            commands.push(CompileCommand {
+                directory: self.root.display().to_string(),
+                arguments,
+                file: self.shown(source).display().to_string(),
+                output: self.shown(output).display().to_string(),
+            });
+        }
+    }
+
+    /// The compiles this build planned, sorted by file.
+    pub fn compile_commands(&self) -> Vec<CompileCommand> {
+        let mut commands = self
+            .compile_commands
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default();
+        commands.sort_by(|a, b| (&a.file, &a.output).cmp(&(&b.file, &b.output)));
+        commands.dedup();
+        commands
     }
 
     /// Runs one command; a successful compile's warnings are the author's to see, not ours to swallow.
@@ -454,6 +502,7 @@ impl Compiler {
             self.clang_identity,
             self.strip_identity
         );
+        self.remember_compile(&compile_to(object), source, object);
         let mut inputs = vec![self.shown(source)];
         if let Some(header) = &self.kernel_header {
             fingerprint.push_str(&header.identity);
@@ -582,6 +631,7 @@ impl Compiler {
                 .arg("-o")
                 .arg(self.shown(output))
         };
+        self.remember_compile(&compile_to(object), source, object);
         let fingerprint = format!("{}\n{identity}\n", compile_to(object));
         self.step(
             object,

@@ -4,6 +4,7 @@
 
 pub mod artifacts;
 pub mod compile;
+pub mod compile_db;
 pub mod fresh;
 pub mod graph;
 pub mod header;

@@ -272,3 +272,61 @@ fn a_probe_flag_that_names_its_own_header_still_gets_a_precompiled_header() {
         again.report()
     );
 }
+
+/// Every `-b` leaves `compile_commands.json` for editors: each compile with the arguments that ran, minus the
+/// precompiled header, so clang alone (as clangd would) can check each file with them.
+#[test]
+fn every_build_writes_a_compilation_database_clang_can_use() {
+    if !ready() {
+        return;
+    }
+    let ws = Workspace::new().shipped_probe("killprobe").gen();
+    ws.cmd(&["-b"]).success();
+    let path = ws.path("compile_commands.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+    let files: Vec<&str> = entries
+        .iter()
+        .map(|e| e["file"].as_str().unwrap())
+        .collect();
+    assert!(
+        files.contains(&"probes/killprobe/killprobe.bpf.c"),
+        "{files:?}"
+    );
+    assert!(files.contains(&"probes/killprobe/killprobe.c"), "{files:?}");
+    assert!(files.iter().any(|f| f.starts_with("lib/")), "{files:?}");
+    assert!(!text.contains("-include-pch"), "{text}");
+    for entry in &entries {
+        // The recorded command, checked for syntax only: it must stand on its own.
+        let arguments: Vec<String> = entry["arguments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect();
+        let mut check: Vec<String> = Vec::new();
+        let mut skip = false;
+        for argument in &arguments[1..] {
+            if skip {
+                skip = false;
+            } else if ["-o", "-MF", "-MT"].contains(&argument.as_str()) {
+                skip = true;
+            } else if argument != "-MD" {
+                check.push(argument.clone());
+            }
+        }
+        check.push("-fsyntax-only".into());
+        crate::support::program(&arguments[0])
+            .args(&check)
+            .current_dir(Path::new(entry["directory"].as_str().unwrap()))
+            .success();
+    }
+    // A no-op build leaves it as it was.
+    let before = std::fs::metadata(&path).unwrap().modified().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    ws.cmd(&["-b"]).success();
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().modified().unwrap(),
+        before
+    );
+}
