@@ -187,17 +187,20 @@ fn run_plan(plan: &Plan, context: &RunContext) -> Vec<Status> {
     // One line per worker that can be busy: the graph starts no more workers than there are steps.
     let workers = context.jobs.clamp(1, plan.nodes.len().max(1));
     let progress = Progress::new(context.output, plan.nodes.len(), workers);
-    let done = std::sync::atomic::AtomicBool::new(false);
+    let (done, finished) = std::sync::mpsc::channel::<()>();
     std::thread::scope(|scope| {
-        // A step running far longer than steps do (a hung compiler) is named, rather than a silent build.
-        scope.spawn(|| {
-            while !done.load(std::sync::atomic::Ordering::SeqCst) {
-                std::thread::sleep(std::time::Duration::from_millis(200));
+        // A step running far longer than steps do (a hung compiler) is named, rather than a silent build. The
+        // watchdog wakes at once when the graph is done, so it costs a no-op build nothing.
+        let progress = &progress;
+        scope.spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                finished.recv_timeout(std::time::Duration::from_millis(200))
+            {
                 progress.report_slow_steps(context.slow_step);
             }
         });
-        let statuses = run_steps(plan, context, &progress);
-        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        let statuses = run_steps(plan, context, progress);
+        drop(done);
         statuses
     })
 }
@@ -441,11 +444,18 @@ fn finish_rust_probes(
         .filter(|(_, r)| matches!(r, Ok(None)))
         .map(|(index, _)| &probes[*index])
         .collect();
-    let mut cargo_results = if waiting.is_empty() {
+    // Rust probes take part in the no-op rule: cargo starts only when one of them is not current.
+    let current = if waiting.is_empty() {
         Vec::new()
     } else {
-        rust::cargo_build(workspace, &waiting, verbose)?
+        rust::current_probes(workspace, &waiting)?
     };
+    let mut cargo_results: Vec<(String, Result<rust::CargoArtifact>)> =
+        if current.len() == waiting.len() {
+            current.into_iter().map(|(name, a)| (name, Ok(a))).collect()
+        } else {
+            rust::cargo_build(workspace, &waiting, verbose)?
+        };
     let mut finished = Vec::new();
     for (index, result) in results {
         let result = match result {

@@ -30,7 +30,79 @@ fn cargo() -> Result<tool::Tool> {
         .context("Rust probes are built with cargo; install the Rust toolchain (https://rustup.rs)")
 }
 
-/// Builds the skeleton generator once per `-b` (cargo keeps it fresh); returns its path.
+/// What a cargo build depends on besides the sources its dep-info lists: the toolchain and the environment cargo
+/// reads. The manifests and the lock file are inputs (see `cargo_inputs`).
+fn cargo_fingerprint(cargo: &tool::Tool) -> String {
+    let rustc = tool::find_program("rustc")
+        .map(|p| crate::toolchain::tool_identity(&p))
+        .unwrap_or_default();
+    let env: Vec<String> = [
+        "CARGO_TARGET_DIR",
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_PROFILE_RELEASE_DEBUG",
+    ]
+    .iter()
+    .map(|name| format!("{name}={}", std::env::var(name).unwrap_or_default()))
+    .collect();
+    format!(
+        "cargo {}\nrustc {rustc}\n{}\n",
+        crate::toolchain::tool_identity(&cargo.program),
+        env.join(" ")
+    )
+}
+
+/// The files a cargo build reads that its dep-info does not list: every manifest of the workspace's Rust
+/// crates, the lock file, cargo's config.
+fn cargo_inputs(workspace: &Workspace, probe_dir: Option<&Path>) -> Vec<PathBuf> {
+    let root = &workspace.root;
+    let mut inputs = vec![root.join("Cargo.toml"), root.join("Cargo.lock")];
+    let config = root.join(".cargo/config.toml");
+    if config.is_file() {
+        inputs.push(config);
+    }
+    for entry in std::fs::read_dir(root.join("sdk"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let manifest = entry.path().join("Cargo.toml");
+        if manifest.is_file() {
+            inputs.push(manifest);
+        }
+    }
+    if let Some(dir) = probe_dir {
+        inputs.push(dir.join("Cargo.toml"));
+    }
+    inputs
+}
+
+/// Whether cargo's `artifact` is up to date without starting cargo: the record beside it (written after every
+/// successful cargo run) holds this fingerprint, and neither a file its dep-info (`<artifact>.d`) lists nor a
+/// manifest changed since that run. (cargo leaves an artifact it found fresh untouched, so the run's time, not
+/// the artifact's, is what inputs are compared with.)
+fn artifact_is_current(artifact: &Path, fingerprint: &str, inputs: &[PathBuf]) -> bool {
+    let record = fresh::command_record(artifact);
+    let Some(checked) = paths::mtime(&record) else {
+        return false;
+    };
+    if !artifact.is_file() || std::fs::read_to_string(&record).ok().as_deref() != Some(fingerprint)
+    {
+        return false;
+    }
+    let Ok(depinfo) = std::fs::read_to_string(artifact.with_extension("d")) else {
+        return false;
+    };
+    inputs
+        .iter()
+        .cloned()
+        .chain(fresh::parse_depfile(&depinfo))
+        .all(|input| paths::mtime(&input).is_some_and(|changed| changed <= checked))
+}
+
+/// Builds the skeleton generator unless cargo's last build of it is current (then cargo is not started);
+/// returns its path.
 pub fn build_skelgen(workspace: &Workspace, verbose: bool) -> Result<PathBuf> {
     if !workspace.root.join("Cargo.toml").is_file() {
         bail!(
@@ -39,12 +111,17 @@ pub fn build_skelgen(workspace: &Workspace, verbose: bool) -> Result<PathBuf> {
             workspace.root.display()
         );
     }
-    let cmd = Cmd::new(&cargo()?).cwd(&workspace.root).args([
-        "build",
-        "--release",
-        "-p",
-        SKELGEN_PACKAGE,
-    ]);
+    let cargo = cargo()?;
+    let artifact = target_dir(workspace).join("release").join(SKELGEN_PACKAGE);
+    let fingerprint = cargo_fingerprint(&cargo);
+    let inputs = cargo_inputs(workspace, None);
+    if artifact_is_current(&artifact, &fingerprint, &inputs) {
+        return Ok(artifact);
+    }
+    let cmd =
+        Cmd::new(&cargo)
+            .cwd(&workspace.root)
+            .args(["build", "--release", "-p", SKELGEN_PACKAGE]);
     if verbose {
         eprintln!("     Running `{cmd}`");
     }
@@ -53,7 +130,36 @@ pub fn build_skelgen(workspace: &Workspace, verbose: bool) -> Result<PathBuf> {
     if !output.status.success() {
         bail!("could not build the Rust skeleton generator: `{cmd}` failed ({}); its errors are above", output.status);
     }
-    Ok(target_dir(workspace).join("release").join(SKELGEN_PACKAGE))
+    fresh::record(&artifact, &fingerprint)?;
+    Ok(artifact)
+}
+
+/// The probes whose cargo output and `.output/bin/` copy are current: cargo need not start for them.
+pub fn current_probes(
+    workspace: &Workspace,
+    probes: &[&Probe],
+) -> Result<Vec<(String, CargoArtifact)>> {
+    let cargo = cargo()?;
+    let fingerprint = cargo_fingerprint(&cargo);
+    let release = target_dir(workspace).join("release");
+    let mut current = Vec::new();
+    for probe in probes {
+        let artifact = release.join(probe.binary_name());
+        let copy = workspace.bin_dir().join(probe.binary_name());
+        let inputs = cargo_inputs(workspace, Some(&probe.dir));
+        if artifact_is_current(&artifact, &fingerprint, &inputs)
+            && paths::mtime(&copy).is_some_and(|copied| Some(copied) >= paths::mtime(&artifact))
+        {
+            current.push((
+                probe.name.clone(),
+                CargoArtifact {
+                    executable: artifact,
+                    fresh: true,
+                },
+            ));
+        }
+    }
+    Ok(current)
 }
 
 /// Generates `<stem>.skel.rs` for each BPF object and `meta.rs` from the probe's `.meta` into `out_dir`;
@@ -148,12 +254,13 @@ pub fn cargo_build(
             ));
         }
     }
+    let fingerprint = cargo_fingerprint(&cargo()?);
     Ok(probes
         .iter()
         .map(|probe| {
             let found = artifacts.iter().find(|(name, _, _)| name == probe.binary_name());
             let result = match found {
-                Some((_, executable, fresh)) => Ok(CargoArtifact {
+                Some((_, executable, fresh)) => fresh::record(executable, &fingerprint).map(|()| CargoArtifact {
                     executable: executable.clone(),
                     fresh: *fresh,
                 }),

@@ -70,6 +70,23 @@ fn rust_probes_share_one_build_and_rebuild_only_what_changed() {
     assert_eq!(count(&stderr, "Compiling libbpf"), 0, "{stderr}");
     assert_eq!(count(&stderr, "Compiling ebpf-probe-sdk"), 0, "{stderr}");
 
+    // Nothing changed: cargo is not even started (Rust probes take part in the no-op rule).
+    let noop = ws
+        .cmd(&["-v", "-b"])
+        .env("CARGO_TARGET_DIR", target_dir)
+        .success();
+    assert!(!noop.stderr().contains("Running `"), "{}", noop.report());
+    noop.stderr_contains("Fresh rexec");
+    // A manifest edit is seen even though no dep-info lists it: cargo runs again.
+    let manifest = ws.path("probes/rlookup/Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, format!("{text}\n")).unwrap();
+    let edited = ws
+        .cmd(&["-v", "-b"])
+        .env("CARGO_TARGET_DIR", target_dir)
+        .success();
+    assert!(edited.stderr().contains("Running `"), "{}", edited.report());
+
     // The new Rust probe prints valid lines out of the box.
     let run = run_while_triggering(&ws, "rexec", &[("CARGO_TARGET_DIR", target_dir)], &["true"]);
     run.assert_success();
