@@ -177,7 +177,6 @@ impl Environment {
 }
 
 pub fn run(request: Request) -> Result<()> {
-    let environment = Environment::read()?;
     let start_dir = match &request.directory {
         Some(dir) => dir.clone(),
         None => std::env::current_dir()?,
@@ -186,6 +185,7 @@ pub fn run(request: Request) -> Result<()> {
     if request.completions.is_some() || request.man.is_some() {
         return run_manual(&request, &start_dir);
     }
+    let environment = Environment::read()?;
     // Import makes a workspace out of a tree that is not one yet: it needs none.
     if let Some(args) = &request.import {
         return run_import(args, &start_dir);

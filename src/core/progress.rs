@@ -61,7 +61,7 @@ impl Console {
         if !self.json {
             return;
         }
-        let mut line = record.to_string();
+        let mut line = json_line(record);
         line.push('\n');
         // A closed stdout (`| head`) must not abort the build.
         let _ = std::io::stdout().lock().write_all(line.as_bytes());
@@ -104,6 +104,21 @@ impl Console {
             }
         }
     }
+}
+
+/// `record` as compact JSON with `reason` first, as cargo writes it (the other keys keep serde_json's order), so
+/// `grep '^{"reason":"step"'` works.
+fn json_line(record: &serde_json::Value) -> String {
+    let Some(fields) = record.as_object() else {
+        return record.to_string();
+    };
+    let reason = fields.get("reason").map(|r| format!("\"reason\":{r}"));
+    let others = fields
+        .iter()
+        .filter(|(key, _)| *key != "reason")
+        .map(|(key, value)| format!("{}:{value}", serde_json::Value::from(key.as_str())));
+    let parts: Vec<String> = reason.into_iter().chain(others).collect();
+    format!("{{{}}}", parts.join(","))
 }
 
 pub struct Progress {
@@ -233,5 +248,20 @@ impl Drop for Progress {
         for bar in self.workers.iter().chain(&self.overall) {
             bar.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_line;
+
+    #[test]
+    fn a_record_is_one_line_of_json_with_its_reason_first() {
+        let record = serde_json::json!({"a": "x\ny", "reason": "step", "z": null, "b": [1, 2]});
+        let line = json_line(&record);
+        assert!(line.starts_with(r#"{"reason":"step","#), "{line}");
+        assert!(!line.contains('\n'), "{line}");
+        let back: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, record);
     }
 }

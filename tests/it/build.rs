@@ -275,6 +275,11 @@ fn message_format_json_streams_steps_diagnostics_and_the_result() {
         .stdout()
         .lines()
         .map(|line| {
+            assert!(
+                line.starts_with(r#"{"reason":""#),
+                "{line}\n{}",
+                done.report()
+            );
             serde_json::from_str(line)
                 .unwrap_or_else(|e| panic!("not JSON ({e}): {line}\n{}", done.report()))
         })

@@ -303,7 +303,9 @@ fn bash_completions_name_every_subcommand_and_register_with_complete() {
 
 #[test]
 fn zsh_and_fish_completions_are_printed() {
+    // Nothing but the definitions is read: an environment a build would refuse does not matter.
     ebpf_probe(&["completions", "zsh"])
+        .env("VMLINUX_VER", "not a release")
         .success()
         .stdout_contains("#compdef ebpf-probe");
     ebpf_probe(&["completions", "fish"])
@@ -327,8 +329,15 @@ fn the_man_page_is_roff_and_lists_every_subcommand() {
         // roff escapes the hyphen in `check-meta`.
         let escaped = name.replace('-', "\\-");
         assert!(
-            page.contains(&format!("{escaped}(1)")) || page.contains(&escaped),
+            page.contains(&format!("\nebpf\\-probe\\-{escaped}(1)\n")),
             "`{name}` missing from:\n{page}"
+        );
+    }
+    // The environment `--help` documents is in the page too.
+    for variable in ENVIRONMENT {
+        assert!(
+            page.contains(variable),
+            "`{variable}` missing from:\n{page}"
         );
     }
 }
