@@ -261,7 +261,12 @@ fn message_format_json_streams_steps_diagnostics_and_the_result() {
     if !ready() {
         return;
     }
+    // tiny builds with a warning: a successful compile's diagnostics are reported too.
     let ws = with_tiny(Workspace::new(), "tiny")
+        .file(
+            "probes/tiny/tiny.bpf.c",
+            &format!("{TINY_BPF}static int tiny_unused;\n"),
+        )
         .file(
             "probes/broken/broken.bpf.c",
             "#include \"vmlinux.h\"\n\nint oops( {\n",
@@ -291,6 +296,17 @@ fn message_format_json_streams_steps_diagnostics_and_the_result() {
             && r["line"] == 3
             && r["severity"] == "error"),
         "no diagnostic for broken.bpf.c:3:\n{}",
+        done.report()
+    );
+    assert!(
+        records.iter().any(|r| reason(r) == "diagnostic"
+            && r["file"] == "probes/tiny/tiny.bpf.c"
+            && r["line"] == 8
+            && r["severity"] == "warning"
+            && r["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("tiny_unused"))),
+        "no warning for tiny.bpf.c:8:\n{}",
         done.report()
     );
     assert!(
