@@ -422,7 +422,7 @@ fn run_manual(request: &Request, start_dir: &Path) -> Result<()> {
         (None, Some(ManArgs { dir: Some(dir) })) => {
             let written = manual::write_man_pages(&command, &start_dir.join(dir))?;
             eprintln!(
-                "     Written {} man pages into {}",
+                "       Wrote {} man pages into {}",
                 written.len(),
                 dir.display()
             );
