@@ -119,6 +119,18 @@ pub struct Cli {
     )]
     pub jobs: Option<usize>,
 
+    /// With -b: `json` also prints one JSON object per line on stdout for each step, compiler diagnostic and the
+    /// result (cargo's convention); human output stays on stderr
+    #[arg(
+        long,
+        value_enum,
+        value_name = "FMT",
+        default_value = "human",
+        requires = "build",
+        help_heading = "Actions (build.sh spellings)"
+    )]
+    pub message_format: MessageFormatArg,
+
     /// Remove build outputs (all, or the named probes'); never sources or generated headers
     #[arg(short = 'c', long = "clean", value_name = "PROBE", num_args = 0.., help_heading = "Actions (build.sh spellings)")]
     pub clean: Option<Vec<String>>,
@@ -192,6 +204,31 @@ pub enum Command {
     /// Whatever cannot be translated (a `$(shell …)` a value depends on, a condition on the environment, a
     /// command in a recipe) is listed with its file and line, and kept as a comment in the generated file.
     Import(ImportArgs),
+    /// Print the shell completion script for SHELL (e.g. `source <(ebpf-probe completions bash)`)
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), or write one page per command into --dir
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: ShellArg,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ShellArg {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct ManArgs {
+    /// Write ebpf-probe.1 and ebpf-probe-<command>.1 for every command into DIR instead of printing
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Default)]
@@ -234,6 +271,17 @@ pub struct BuildArgs {
     /// Run at most N build steps (compiles, links) at once (default: number of CPUs)
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// `json` also prints one JSON object per line on stdout for each step, compiler diagnostic and the result
+    /// (cargo's convention); human output stays on stderr
+    #[arg(long, value_enum, value_name = "FMT", default_value = "human")]
+    pub message_format: MessageFormatArg,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum MessageFormatArg {
+    #[default]
+    Human,
+    Json,
 }
 
 #[derive(Debug, Args, Default)]

@@ -11,8 +11,8 @@ use anyhow::{bail, Context, Result};
 use crate::build::{self, BuildOptions};
 use crate::check::{self, CheckOptions};
 use crate::cli::{
-    BuildArgs, CheckArgs, Cli, Command, GenArgs, ImportArgs, InitArgs, InstallArgs, NewArgs,
-    RunArgs, UserlandArg,
+    BuildArgs, CheckArgs, Cli, Command, CompletionsArgs, GenArgs, ImportArgs, InitArgs,
+    InstallArgs, ManArgs, MessageFormatArg, NewArgs, RunArgs, ShellArg, UserlandArg,
 };
 use crate::core::probe::Userland;
 use crate::core::selection;
@@ -21,6 +21,7 @@ use crate::generate::{self, GenOptions};
 use crate::install::{self, InstallDirs};
 use crate::kernel;
 use crate::kernel::KERNEL_BTF;
+use crate::manual;
 use crate::run::RunOptions;
 use crate::scaffold::{self, Attach, NewOptions};
 
@@ -42,6 +43,8 @@ pub struct Request {
     pub run: Option<RunArgs>,
     pub check_meta: Option<Vec<String>>,
     pub import: Option<ImportArgs>,
+    pub completions: Option<CompletionsArgs>,
+    pub man: Option<ManArgs>,
 }
 
 impl Request {
@@ -71,6 +74,8 @@ impl Request {
                 Command::Run(args) => plan.run = Some(args),
                 Command::CheckMeta(args) => plan.check_meta = Some(args.probes),
                 Command::Import(args) => plan.import = Some(args),
+                Command::Completions(args) => plan.completions = Some(args),
+                Command::Man(args) => plan.man = Some(args),
             }
             return Ok(plan);
         }
@@ -92,6 +97,7 @@ impl Request {
                 probes,
                 debug: cli.debug,
                 jobs: cli.jobs,
+                message_format: cli.message_format,
             });
         }
         if cli.install {
@@ -171,11 +177,15 @@ impl Environment {
 }
 
 pub fn run(request: Request) -> Result<()> {
-    let environment = Environment::read()?;
     let start_dir = match &request.directory {
         Some(dir) => dir.clone(),
         None => std::env::current_dir()?,
     };
+    // Completions and man pages come from the clap definitions alone: no workspace, no environment.
+    if request.completions.is_some() || request.man.is_some() {
+        return run_manual(&request, &start_dir);
+    }
+    let environment = Environment::read()?;
     // Import makes a workspace out of a tree that is not one yet: it needs none.
     if let Some(args) = &request.import {
         return run_import(args, &start_dir);
@@ -328,7 +338,10 @@ pub fn run(request: Request) -> Result<()> {
             header.file_name().unwrap_or_default().to_string_lossy()
         );
     }
-    let build_options = |debug: bool, jobs: Option<usize>| -> Result<BuildOptions> {
+    let build_options = |debug: bool,
+                         jobs: Option<usize>,
+                         message_format: MessageFormatArg|
+     -> Result<BuildOptions> {
         let jobs = match jobs {
             Some(0) => bail!("-j 0 builds nothing; give at least 1"),
             Some(n) => n,
@@ -345,6 +358,7 @@ pub fn run(request: Request) -> Result<()> {
             precompile_header: environment.precompile_header,
             slow_step: environment.slow_step,
             build_opts: environment.build_opts.clone(),
+            json_messages: message_format == MessageFormatArg::Json,
         })
     };
     if let Some(args) = &request.build {
@@ -352,12 +366,16 @@ pub fn run(request: Request) -> Result<()> {
         build::build(
             &workspace,
             &selection,
-            &build_options(args.debug, args.jobs)?,
+            &build_options(args.debug, args.jobs, args.message_format)?,
         )?;
     }
     if let Some(args) = &request.install {
         let selection = selection::select(&workspace, &args.probes, &[])?;
-        let built = build::build(&workspace, &selection, &build_options(false, None)?)?;
+        let built = build::build(
+            &workspace,
+            &selection,
+            &build_options(false, None, MessageFormatArg::Human)?,
+        )?;
         install::install(&workspace, &selection, &built, &install_dirs(args))?;
     }
     if let Some(args) = &request.uninstall {
@@ -365,7 +383,11 @@ pub fn run(request: Request) -> Result<()> {
     }
     if let Some(args) = &request.run {
         let selection = selection::select(&workspace, std::slice::from_ref(&args.probe), &[])?;
-        let built = build::build(&workspace, &selection, &build_options(false, None)?)?;
+        let built = build::build(
+            &workspace,
+            &selection,
+            &build_options(false, None, MessageFormatArg::Human)?,
+        )?;
         let tables: Vec<_> = selection
             .metas_of(&args.probe)
             .iter()
@@ -383,6 +405,35 @@ pub fn run(request: Request) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+fn run_manual(request: &Request, start_dir: &Path) -> Result<()> {
+    use std::io::Write;
+    let mut command = <Cli as clap::CommandFactory>::command();
+    let bytes = match (&request.completions, &request.man) {
+        (Some(args), _) => {
+            let shell = match args.shell {
+                ShellArg::Bash => manual::Shell::Bash,
+                ShellArg::Zsh => manual::Shell::Zsh,
+                ShellArg::Fish => manual::Shell::Fish,
+            };
+            manual::completion_script(&mut command, shell)
+        }
+        (None, Some(ManArgs { dir: Some(dir) })) => {
+            let written = manual::write_man_pages(&command, &start_dir.join(dir))?;
+            eprintln!(
+                "       Wrote {} man pages into {}",
+                written.len(),
+                dir.display()
+            );
+            return Ok(());
+        }
+        _ => manual::man_page(&command)?,
+    };
+    std::io::stdout()
+        .lock()
+        .write_all(&bytes)
+        .context("failed to write to stdout")
 }
 
 fn run_import(args: &ImportArgs, start_dir: &Path) -> Result<()> {

@@ -14,6 +14,7 @@ mod install;
 mod invocation;
 mod kernel;
 mod libbpf;
+mod manual;
 mod meta;
 mod names;
 mod paths;

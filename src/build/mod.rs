@@ -19,6 +19,7 @@ use crate::core::selection::Selection;
 use crate::core::workspace::Workspace;
 use crate::core::{header, lock};
 use crate::paths;
+use crate::tool::ProcessError;
 use plan::{Action, Plan, PlanSettings, Step};
 
 pub struct BuildOptions {
@@ -36,6 +37,8 @@ pub struct BuildOptions {
     pub precompile_header: bool,
     /// A step running longer is named on the progress output (`EBPF_PROBE_SLOW_SECONDS`, default 60).
     pub slow_step: std::time::Duration,
+    /// `--message-format json`: a JSON line on stdout per step, compiler diagnostic and the result.
+    pub json_messages: bool,
 }
 
 /// Builds the selected probes (whose `.meta` the selection has checked).
@@ -57,7 +60,7 @@ pub fn build(
     remove_abandoned_temp_files(&workspace.output_dir());
     let kernel_header = header::select_vmlinux_header(workspace, &options.kernel_release)?;
     let libbpf = crate::libbpf::select(&workspace.manifest.libbpf, &options.libbpf, options.jobs)?;
-    let output = Console::detect();
+    let output = Console::detect().with_json(options.json_messages);
     let compiler = Compiler::new(&CompilerSettings {
         libbpf: &libbpf,
         root: &workspace.root,
@@ -153,6 +156,7 @@ pub fn build(
         failed.sort();
         failed.dedup();
         let names: Vec<&str> = failed.iter().map(|i| probes[*i].name.as_str()).collect();
+        output.record(&build_finished(&built, &names));
         bail!(
             "{} of {} probes failed to build: {} (their errors are above; {} built)",
             failed.len(),
@@ -161,6 +165,7 @@ pub fn build(
             built.len()
         );
     }
+    output.record(&build_finished(&built, &[]));
     eprintln!(
         "    Finished {} probe{} in {:.2}s",
         built.len(),
@@ -168,6 +173,34 @@ pub fn build(
         started.elapsed().as_secs_f64()
     );
     Ok(built)
+}
+
+/// The last JSON record of a build: whether it succeeded, the probes built and the ones that failed.
+fn build_finished(built: &[BuiltProbe], failed: &[&str]) -> serde_json::Value {
+    serde_json::json!({
+        "reason": "build-finished",
+        "success": failed.is_empty(),
+        "built": built.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(),
+        "failed": failed,
+    })
+}
+
+/// The `step` record of a step that ran, was fresh or failed.
+fn step_record(
+    step: &Step,
+    probes: &[Probe],
+    commands: &[String],
+    elapsed: std::time::Duration,
+    outcome: &str,
+) -> serde_json::Value {
+    serde_json::json!({
+        "reason": "step",
+        "probe": step.probe.map(|p| probes[p].name.as_str()),
+        "kind": step.kind(),
+        "command": (!commands.is_empty()).then(|| commands.join(" && ")),
+        "duration_ms": elapsed.as_millis() as u64,
+        "outcome": outcome,
+    })
 }
 
 struct RunContext<'a> {
@@ -213,10 +246,36 @@ fn run_steps(plan: &Plan, context: &RunContext, progress: &Progress) -> Vec<Stat
             let (verb, label) = step.describe(context.compiler, context.probes);
             progress.started(worker, &format!("{verb} {label}"));
             let started = Instant::now();
+            context.output.take_step_commands();
             let result = execute(step, plan, context);
             progress.idle(worker);
+            let elapsed = started.elapsed();
             if let Ok(ran) = result {
-                progress.finished(verb, &label, ran, started.elapsed());
+                progress.finished(verb, &label, ran, elapsed);
+            }
+            if context.output.json() {
+                let commands = context.output.take_step_commands();
+                if let Err(error) = &result {
+                    // A failed compile's diagnostics are in its ProcessError (a successful one's were read by
+                    // the compiler as it printed them).
+                    if let Some(failure) =
+                        error.chain().find_map(|e| e.downcast_ref::<ProcessError>())
+                    {
+                        context.output.diagnostics(&failure.stderr);
+                    }
+                }
+                let outcome = match &result {
+                    Ok(true) => "ran",
+                    Ok(false) => "fresh",
+                    Err(_) => "failed",
+                };
+                context.output.record(&step_record(
+                    step,
+                    context.probes,
+                    &commands,
+                    elapsed,
+                    outcome,
+                ));
             }
             result
         },

@@ -79,6 +79,20 @@ impl Step {
     }
 
     /// What progress output calls this step: a verb and the file it makes or compiles.
+    /// What kind of step this is, as `--message-format json` names it.
+    pub fn kind(&self) -> &'static str {
+        match &self.action {
+            Action::PrecompiledHeader { .. } => "precompiled-header",
+            Action::SharedObject { .. } => "shared-compile",
+            Action::BpfObject { .. } => "bpf-compile",
+            Action::Skeleton { .. } => "skeleton",
+            Action::UserObject { .. } => "compile",
+            Action::Link { .. } => "link",
+            Action::LinkLibrary { .. } => "link-library",
+            Action::RustSources { .. } => "rust-sources",
+        }
+    }
+
     pub fn describe(&self, compiler: &Compiler, probes: &[Probe]) -> (&'static str, String) {
         let shown = |p: &Path| compiler.shown(p).display().to_string();
         match &self.action {

@@ -279,10 +279,12 @@ impl Compiler {
         if self.verbose {
             self.output.println(&format!("     Running `{cmd}`"));
         }
+        self.output.ran_command(&cmd.to_string());
         let output = cmd.run()?;
         if !output.stderr.is_empty() {
-            self.output
-                .println(&String::from_utf8_lossy(&output.stderr));
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            self.output.println(&stderr);
+            self.output.diagnostics(&stderr);
         }
         Ok(output)
     }

@@ -5,6 +5,7 @@
 pub mod artifacts;
 pub mod compile;
 pub mod compile_db;
+pub mod diagnostic;
 pub mod fresh;
 pub mod graph;
 pub mod header;

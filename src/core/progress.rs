@@ -1,5 +1,7 @@
 //! What a build shows while it runs: on a terminal, an overall bar plus one line per worker naming its current
-//! step; elsewhere (CI, pipes), one plain line per step that did work. Messages go above the bars.
+//! step; elsewhere (CI, pipes), one plain line per step that did work. Messages go above the bars. With
+//! `--message-format json`, machine-readable records (steps, diagnostics, the result) also go to stdout, one
+//! JSON object per line.
 
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
@@ -10,6 +12,13 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 #[derive(Clone)]
 pub struct Console {
     bars: Option<MultiProgress>,
+    /// `--message-format json`: records go to stdout as JSON lines.
+    json: bool,
+}
+
+thread_local! {
+    /// The commands the current step ran on this worker thread (a step runs on one thread from start to end).
+    static STEP_COMMANDS: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl Console {
@@ -22,6 +31,7 @@ impl Console {
                 bars: Some(MultiProgress::with_draw_target(
                     ProgressDrawTarget::stderr_with_hz(10),
                 )),
+                json: false,
             }
         } else {
             Console::plain()
@@ -29,7 +39,56 @@ impl Console {
     }
 
     pub fn plain() -> Console {
-        Console { bars: None }
+        Console {
+            bars: None,
+            json: false,
+        }
+    }
+
+    /// With `json`, `record` and `diagnostics` write JSON lines to stdout; human output is unchanged.
+    pub fn with_json(mut self, json: bool) -> Console {
+        self.json = json;
+        self
+    }
+
+    pub fn json(&self) -> bool {
+        self.json
+    }
+
+    /// Writes `record` as one line of stdout when JSON messages are on. One `write_all` of a whole line under
+    /// stdout's lock, so lines from parallel steps never interleave.
+    pub fn record(&self, record: &serde_json::Value) {
+        if !self.json {
+            return;
+        }
+        let mut line = json_line(record);
+        line.push('\n');
+        // A closed stdout (`| head`) must not abort the build.
+        let _ = std::io::stdout().lock().write_all(line.as_bytes());
+    }
+
+    /// A compiler's stderr: each `file:line:col: severity: message` in it as a `diagnostic` record.
+    pub fn diagnostics(&self, stderr: &str) {
+        if !self.json {
+            return;
+        }
+        for diagnostic in crate::core::diagnostic::parse_diagnostics(stderr) {
+            let mut record = serde_json::to_value(&diagnostic).unwrap_or_default();
+            record["reason"] = "diagnostic".into();
+            self.record(&record);
+        }
+    }
+
+    /// Notes a command the current step ran (for its `step` record).
+    pub fn ran_command(&self, command: &str) {
+        if self.json {
+            STEP_COMMANDS.with(|c| c.borrow_mut().push(command.to_string()));
+        }
+    }
+
+    /// The commands this thread's step ran since the last call, and forgets them.
+    pub fn take_step_commands(&self) -> Vec<String> {
+        STEP_COMMANDS.with(|c| std::mem::take(&mut *c.borrow_mut()))
     }
 
     /// Prints `text` (one or more lines) to stderr, above the bars when they are drawn.
@@ -45,6 +104,21 @@ impl Console {
             }
         }
     }
+}
+
+/// `record` as compact JSON with `reason` first, as cargo writes it (the other keys keep serde_json's order), so
+/// `grep '^{"reason":"step"'` works.
+fn json_line(record: &serde_json::Value) -> String {
+    let Some(fields) = record.as_object() else {
+        return record.to_string();
+    };
+    let reason = fields.get("reason").map(|r| format!("\"reason\":{r}"));
+    let others = fields
+        .iter()
+        .filter(|(key, _)| *key != "reason")
+        .map(|(key, value)| format!("{}:{value}", serde_json::Value::from(key.as_str())));
+    let parts: Vec<String> = reason.into_iter().chain(others).collect();
+    format!("{{{}}}", parts.join(","))
 }
 
 pub struct Progress {
@@ -174,5 +248,20 @@ impl Drop for Progress {
         for bar in self.workers.iter().chain(&self.overall) {
             bar.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_line;
+
+    #[test]
+    fn a_record_is_one_line_of_json_with_its_reason_first() {
+        let record = serde_json::json!({"a": "x\ny", "reason": "step", "z": null, "b": [1, 2]});
+        let line = json_line(&record);
+        assert!(line.starts_with(r#"{"reason":"step","#), "{line}");
+        assert!(!line.contains('\n'), "{line}");
+        let back: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, record);
     }
 }

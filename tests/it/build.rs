@@ -255,3 +255,97 @@ fn gen_reads_btf_from_an_elf_object() {
         .unwrap()
         .contains("#include \"ext_def.h\""));
 }
+
+#[test]
+fn message_format_json_streams_steps_diagnostics_and_the_result() {
+    if !ready() {
+        return;
+    }
+    // tiny builds with a warning: a successful compile's diagnostics are reported too.
+    let ws = with_tiny(Workspace::new(), "tiny")
+        .file(
+            "probes/tiny/tiny.bpf.c",
+            &format!("{TINY_BPF}static int tiny_unused;\n"),
+        )
+        .file(
+            "probes/broken/broken.bpf.c",
+            "#include \"vmlinux.h\"\n\nint oops( {\n",
+        )
+        .file("probes/broken/broken.c", "int main(void) { return 0; }\n")
+        .gen();
+    let done = ws.cmd(&["-b", "--message-format", "json"]).failure();
+    // Humans keep their output on stderr.
+    done.stderr_contains("probe `broken` failed to build");
+    let records: Vec<serde_json::Value> = done
+        .stdout()
+        .lines()
+        .map(|line| {
+            assert!(
+                line.starts_with(r#"{"reason":""#),
+                "{line}\n{}",
+                done.report()
+            );
+            serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not JSON ({e}): {line}\n{}", done.report()))
+        })
+        .collect();
+    let reason = |r: &serde_json::Value| r["reason"].as_str().unwrap_or("").to_string();
+    assert!(
+        records.iter().any(|r| reason(r) == "diagnostic"
+            && r["file"] == "probes/broken/broken.bpf.c"
+            && r["line"] == 3
+            && r["severity"] == "error"),
+        "no diagnostic for broken.bpf.c:3:\n{}",
+        done.report()
+    );
+    assert!(
+        records.iter().any(|r| reason(r) == "diagnostic"
+            && r["file"] == "probes/tiny/tiny.bpf.c"
+            && r["line"] == 8
+            && r["severity"] == "warning"
+            && r["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("tiny_unused"))),
+        "no warning for tiny.bpf.c:8:\n{}",
+        done.report()
+    );
+    assert!(
+        records.iter().any(|r| reason(r) == "step"
+            && r["probe"] == "broken"
+            && r["kind"] == "bpf-compile"
+            && r["outcome"] == "failed"
+            && r["command"]
+                .as_str()
+                .is_some_and(|c| c.contains("-target bpf"))),
+        "no failed bpf-compile step of broken:\n{}",
+        done.report()
+    );
+    assert!(
+        records.iter().any(|r| reason(r) == "step"
+            && r["probe"] == "tiny"
+            && r["kind"] == "link"
+            && r["outcome"] == "ran"),
+        "no link step of tiny:\n{}",
+        done.report()
+    );
+    let last = records.last().expect("records were printed");
+    assert_eq!(reason(last), "build-finished", "{}", done.report());
+    assert_eq!(last["success"], false);
+    assert_eq!(last["failed"], serde_json::json!(["broken"]));
+    assert_eq!(last["built"], serde_json::json!(["tiny"]));
+    // A second build: tiny's steps are fresh and carry no command.
+    let again = ws
+        .cmd(&["build", "--message-format=json", "tiny"])
+        .success();
+    let last: serde_json::Value =
+        serde_json::from_str(again.stdout().lines().last().unwrap_or("")).unwrap();
+    assert_eq!(last["success"], true, "{}", again.report());
+    assert!(
+        again
+            .stdout()
+            .lines()
+            .all(|l| !l.contains("\"outcome\":\"ran\"")),
+        "{}",
+        again.report()
+    );
+}

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::support::{ebpf_probe, Workspace};
+use crate::support::{ebpf_probe, program, Workspace, BIN};
 
 /// Options every subcommand takes (clap's `global = true`) and `-h`.
 const GLOBAL: &[&str] = &["-C", "-v", "--verbose", "--libbpf", "-h", "--help"];
@@ -23,7 +23,7 @@ const SUBCOMMANDS: &[(&str, &str, &[&str])] = &[
     (
         "build",
         "Usage: ebpf-probe build [OPTIONS] [PROBE]...",
-        &["-d", "--debug", "-j", "--jobs"],
+        &["-d", "--debug", "-j", "--jobs", "--message-format"],
     ),
     ("clean", "Usage: ebpf-probe clean [OPTIONS] [PROBE]...", &[]),
     (
@@ -57,6 +57,12 @@ const SUBCOMMANDS: &[(&str, &str, &[&str])] = &[
         "Usage: ebpf-probe import [OPTIONS] [DIR]",
         &["--force"],
     ),
+    (
+        "completions",
+        "Usage: ebpf-probe completions [OPTIONS] <SHELL>",
+        &[],
+    ),
+    ("man", "Usage: ebpf-probe man [OPTIONS]", &["--dir"]),
 ];
 
 const INSTALL_DIRS: &[&str] = &[
@@ -84,6 +90,7 @@ const TOP_LEVEL: &[&str] = &[
     "--debug",
     "-j",
     "--jobs",
+    "--message-format",
     "-c",
     "--clean",
     "--install",
@@ -272,4 +279,91 @@ fn an_unknown_probe_is_refused_with_the_list_of_probes() {
         .failure()
         .stderr_contains("no probe named `nosuch`")
         .stderr_contains("probes here: p");
+}
+
+/// Every subcommand name (what completions and the man page must know).
+fn subcommand_names() -> Vec<&'static str> {
+    SUBCOMMANDS.iter().map(|(name, _, _)| *name).collect()
+}
+
+#[test]
+fn bash_completions_name_every_subcommand_and_register_with_complete() {
+    let script = ebpf_probe(&["completions", "bash"]).success().stdout();
+    for name in subcommand_names() {
+        assert!(script.contains(name), "`{name}` missing from:\n{script}");
+    }
+    assert!(script.contains("complete -F"), "{script}");
+    // bash itself accepts the script and registers the completion function.
+    let command = format!("source <('{BIN}' completions bash) && complete -p ebpf-probe");
+    program("bash")
+        .args(["-c", &command])
+        .success()
+        .stdout_contains("ebpf-probe");
+}
+
+#[test]
+fn zsh_and_fish_completions_are_printed() {
+    // Nothing but the definitions is read: an environment a build would refuse does not matter.
+    ebpf_probe(&["completions", "zsh"])
+        .env("VMLINUX_VER", "not a release")
+        .success()
+        .stdout_contains("#compdef ebpf-probe");
+    ebpf_probe(&["completions", "fish"])
+        .success()
+        .stdout_contains("complete -c ebpf-probe");
+    ebpf_probe(&["completions", "tcsh"])
+        .failure()
+        .stderr_contains("invalid value 'tcsh'");
+}
+
+#[test]
+fn the_man_page_is_roff_and_lists_every_subcommand() {
+    let page = ebpf_probe(&["man"]).success().stdout();
+    // clap_mangen opens with two string definitions (`.ie`/`.el`); the first macro of the page itself is `.TH`.
+    let first_macro = page
+        .lines()
+        .find(|l| l.starts_with(".TH") || l.starts_with(".SH"))
+        .unwrap_or("");
+    assert!(first_macro.starts_with(".TH ebpf-probe 1"), "{page}");
+    for name in subcommand_names() {
+        // roff escapes the hyphen in `check-meta`.
+        let escaped = name.replace('-', "\\-");
+        assert!(
+            page.contains(&format!("\nebpf\\-probe\\-{escaped}(1)\n")),
+            "`{name}` missing from:\n{page}"
+        );
+    }
+    // The environment `--help` documents is in the page too.
+    for variable in ENVIRONMENT {
+        assert!(
+            page.contains(variable),
+            "`{variable}` missing from:\n{page}"
+        );
+    }
+}
+
+#[test]
+fn man_dir_writes_one_page_per_command() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("man1");
+    ebpf_probe(&["man", "--dir", dir.to_str().unwrap()])
+        .tree_of(out.path())
+        .success()
+        .stderr_contains("man pages");
+    let mut expected = vec!["ebpf-probe.1".to_string()];
+    expected.extend(
+        subcommand_names()
+            .iter()
+            .map(|n| format!("ebpf-probe-{n}.1")),
+    );
+    expected.sort();
+    let mut written: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    written.sort();
+    assert_eq!(written, expected);
+    let check = std::fs::read_to_string(dir.join("ebpf-probe-check.1")).unwrap();
+    assert!(check.contains(".TH ebpf-probe-check 1"), "{check}");
+    assert!(check.contains("\\-\\-fix"), "{check}");
 }
