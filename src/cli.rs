@@ -119,6 +119,14 @@ pub struct Cli {
     )]
     pub jobs: Option<usize>,
 
+    /// With -b: after a successful build, load every program built into the kernel's verifier (see `verify`)
+    #[arg(
+        long,
+        requires = "build",
+        help_heading = "Actions (build.sh spellings)"
+    )]
+    pub verify: bool,
+
     /// Remove build outputs (all, or the named probes'); never sources or generated headers
     #[arg(short = 'c', long = "clean", value_name = "PROBE", num_args = 0.., help_heading = "Actions (build.sh spellings)")]
     pub clean: Option<Vec<String>>,
@@ -165,6 +173,13 @@ pub enum Command {
     Build(BuildArgs),
     /// Remove build outputs (same as -c)
     Clean(CleanArgs),
+    /// Build if needed, then load every program of the probes' BPF objects into the running kernel's verifier
+    ///
+    /// One program at a time, without attaching, then unloaded (nothing stays loaded, also after a failure or
+    /// Ctrl-C). Each program is ✔ with its verified instruction count and time, or ✘ with the verifier's message,
+    /// the .bpf.c line it points at and the log's last lines. Programs named in a probe's `verify_skip` are not
+    /// loaded. Needs root; exits non-zero when any other program is rejected.
+    Verify(CleanArgs),
     /// Build if needed, then install probes, their .meta files and conf/ files (same as --install)
     Install(InstallArgs),
     /// Remove exactly the files `install` recorded (same directory flags as install)
@@ -234,6 +249,9 @@ pub struct BuildArgs {
     /// Run at most N build steps (compiles, links) at once (default: number of CPUs)
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// After a successful build, load every program built into the kernel's verifier (see `verify`)
+    #[arg(long)]
+    pub verify: bool,
 }
 
 #[derive(Debug, Args, Default)]

@@ -23,6 +23,7 @@ use crate::kernel;
 use crate::kernel::KERNEL_BTF;
 use crate::run::RunOptions;
 use crate::scaffold::{self, Attach, NewOptions};
+use crate::verify::{self, VerifyOptions};
 
 /// Everything one invocation asked for, whichever spelling was used (no I/O yet).
 #[derive(Debug, Default)]
@@ -41,6 +42,7 @@ pub struct Request {
     pub init: Option<InitArgs>,
     pub run: Option<RunArgs>,
     pub check_meta: Option<Vec<String>>,
+    pub verify: Option<Vec<String>>,
     pub import: Option<ImportArgs>,
 }
 
@@ -70,6 +72,7 @@ impl Request {
                 Command::Init(args) => plan.init = Some(args),
                 Command::Run(args) => plan.run = Some(args),
                 Command::CheckMeta(args) => plan.check_meta = Some(args.probes),
+                Command::Verify(args) => plan.verify = Some(args.probes),
                 Command::Import(args) => plan.import = Some(args),
             }
             return Ok(plan);
@@ -92,6 +95,7 @@ impl Request {
                 probes,
                 debug: cli.debug,
                 jobs: cli.jobs,
+                verify: cli.verify,
             });
         }
         if cli.install {
@@ -201,7 +205,8 @@ pub fn run(request: Request) -> Result<()> {
         || request.install.is_some()
         || request.uninstall.is_some()
         || request.new.is_some()
-        || request.run.is_some();
+        || request.run.is_some()
+        || request.verify.is_some();
     // The check works anywhere; inside a workspace it keeps its helper build under .output/.check.
     let workspace = match Workspace::find(&start_dir) {
         Ok(ws) => Some(ws),
@@ -347,13 +352,24 @@ pub fn run(request: Request) -> Result<()> {
             build_opts: environment.build_opts.clone(),
         })
     };
+    let verify_options = |options: &BuildOptions| VerifyOptions {
+        kernel_release: options.kernel_release.clone(),
+        libbpf: options.libbpf.clone(),
+        jobs: options.jobs,
+    };
     if let Some(args) = &request.build {
         let selection = selection::select(&workspace, &args.probes, &environment.exclude)?;
-        build::build(
-            &workspace,
-            &selection,
-            &build_options(args.debug, args.jobs)?,
-        )?;
+        let options = build_options(args.debug, args.jobs)?;
+        build::build(&workspace, &selection, &options)?;
+        if args.verify {
+            verify::verify(&workspace, &selection, &verify_options(&options))?;
+        }
+    }
+    if let Some(probes) = &request.verify {
+        let selection = selection::select(&workspace, probes, &environment.exclude)?;
+        let options = build_options(false, None)?;
+        build::build(&workspace, &selection, &options)?;
+        verify::verify(&workspace, &selection, &verify_options(&options))?;
     }
     if let Some(args) = &request.install {
         let selection = selection::select(&workspace, &args.probes, &[])?;

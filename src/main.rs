@@ -21,6 +21,7 @@ mod run;
 mod scaffold;
 mod tool;
 mod toolchain;
+mod verify;
 
 use clap::Parser;
 

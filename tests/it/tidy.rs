@@ -120,9 +120,8 @@ fn layer(module: &str) -> Option<u8> {
         "paths" | "tool" | "toolchain" | "kernel" | "distro" | "meta" | "names" | "embedded"
         | "libbpf" | "attach_target" => Some(0),
         "core" => Some(1),
-        "build" | "check" | "generate" | "clean" | "install" | "run" | "scaffold" | "import" => {
-            Some(2)
-        }
+        "build" | "check" | "generate" | "clean" | "install" | "run" | "scaffold" | "import"
+        | "verify" => Some(2),
         "invocation" | "cli" | "main" => Some(3),
         _ => None,
     }
