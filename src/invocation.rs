@@ -176,6 +176,10 @@ impl Environment {
 
 pub fn run(request: Request) -> Result<()> {
     let environment = Environment::read()?;
+    // Said before anything runs, not after a build.
+    if request.verify.is_some() || request.build.as_ref().is_some_and(|b| b.verify) {
+        verify::require_root()?;
+    }
     let start_dir = match &request.directory {
         Some(dir) => dir.clone(),
         None => std::env::current_dir()?,

@@ -24,11 +24,19 @@ pub struct VerifyOptions {
     pub jobs: usize,
 }
 
+/// Refuses before anything is built: loading programs into the kernel needs root.
+pub fn require_root() -> Result<()> {
+    if !crate::kernel::is_root() {
+        bail!(
+            "`verify` loads programs into the kernel's verifier and needs root (run it with sudo)"
+        );
+    }
+    Ok(())
+}
+
 /// Verifies the selected probes' built objects (the caller has built them).
 pub fn verify(workspace: &Workspace, selection: &Selection, options: &VerifyOptions) -> Result<()> {
-    if !crate::kernel::is_root() {
-        bail!("`verify` loads programs into the kernel and needs root (run it with sudo)");
-    }
+    require_root()?;
     let libbpf = crate::libbpf::select(&workspace.manifest.libbpf, &options.libbpf, options.jobs)?;
     let loader = {
         let _lock = lock::lock_output_dir(&workspace.output_dir())?;

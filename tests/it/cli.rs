@@ -23,9 +23,14 @@ const SUBCOMMANDS: &[(&str, &str, &[&str])] = &[
     (
         "build",
         "Usage: ebpf-probe build [OPTIONS] [PROBE]...",
-        &["-d", "--debug", "-j", "--jobs"],
+        &["-d", "--debug", "-j", "--jobs", "--verify"],
     ),
     ("clean", "Usage: ebpf-probe clean [OPTIONS] [PROBE]...", &[]),
+    (
+        "verify",
+        "Usage: ebpf-probe verify [OPTIONS] [PROBE]...",
+        &[],
+    ),
     (
         "install",
         "Usage: ebpf-probe install [OPTIONS] [PROBE]...",
@@ -84,6 +89,7 @@ const TOP_LEVEL: &[&str] = &[
     "--debug",
     "-j",
     "--jobs",
+    "--verify",
     "-c",
     "--clean",
     "--install",

@@ -210,3 +210,33 @@ fn a_verify_interrupted_with_sigint_leaves_nothing_loaded() {
         .collect();
     assert!(new.is_empty(), "left loaded: {new:?}");
 }
+
+#[test]
+fn verify_without_root_says_so_before_building() {
+    if !require("root (to drop it)", crate::support::is_root())
+        || !require("setpriv", crate::support::has_program("setpriv"))
+    {
+        return;
+    }
+    let ws = bad_probe("user");
+    // nobody must be able to enter the (root-owned, hence trusted) workspace to get as far as the check.
+    std::fs::set_permissions(
+        ws.root(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    for args in [&["verify"][..], &["-b", "--verify"][..]] {
+        program("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(crate::support::BIN)
+            .arg("-C")
+            .arg(ws.root())
+            .args(args)
+            .failure()
+            .stderr_contains("needs root");
+    }
+    assert!(
+        !ws.path(".output").exists(),
+        "a refused verify built something"
+    );
+}
