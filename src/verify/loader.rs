@@ -28,8 +28,10 @@ pub enum Outcome {
         verified_insns: u64,
         micros: u64,
     },
+    /// `log` is the verifier's when `from_kernel`, else libbpf's own messages.
     Rejected {
         errno: String,
+        from_kernel: bool,
         log: String,
     },
     /// Named in `verify_skip`: not loaded.
@@ -84,7 +86,7 @@ pub fn verify_object(loader: &Path, object: &Path, skip: &[&str]) -> Result<Obje
 pub fn parse(text: &str) -> ObjectResult {
     let mut result = ObjectResult::default();
     for line in text.lines() {
-        let fields: Vec<&str> = line.splitn(6, '\t').collect();
+        let fields: Vec<&str> = line.splitn(7, '\t').collect();
         match fields.as_slice() {
             ["object", _path, "fail", errno, messages] => {
                 result.open_error = Some((errno.to_string(), unescape(messages)));
@@ -95,8 +97,9 @@ pub fn parse(text: &str) -> ObjectResult {
                         verified_insns: insns.parse().unwrap_or(0),
                         micros: micros.parse().unwrap_or(0),
                     },
-                    ("fail", [errno, log]) => Outcome::Rejected {
+                    ("fail", [errno, source, log]) => Outcome::Rejected {
                         errno: errno.to_string(),
+                        from_kernel: *source == "kernel",
                         log: unescape(log),
                     },
                     ("skip", []) => Outcome::Skipped,
@@ -120,7 +123,7 @@ mod tests {
 
     #[test]
     fn loader_lines_parse() {
-        let text = "prog\ta\ttp/x/y\tok\t13\t708\nprog\tb\ttp/x/y\tfail\tEACCES (Permission denied)\tline 1\\nR0 bad\nprog\tc\tfentry/f\tskip\nnoise\n";
+        let text = "prog\ta\ttp/x/y\tok\t13\t708\nprog\tb\ttp/x/y\tfail\tEACCES (Permission denied)\tkernel\tline 1\\nR0 bad\nprog\tc\tfentry/f\tskip\nnoise\n";
         let result = parse(text);
         assert_eq!(result.programs.len(), 3);
         assert_eq!(
@@ -134,6 +137,7 @@ mod tests {
             result.programs[1].outcome,
             Outcome::Rejected {
                 errno: "EACCES (Permission denied)".into(),
+                from_kernel: true,
                 log: "line 1\nR0 bad".into()
             }
         );

@@ -82,6 +82,20 @@ fn hint_for(log: &str) -> Option<&'static str> {
     )
 }
 
+/// A load the kernel refused before verifying (no log): what an EPERM on a trampoline program means.
+pub fn refused_load_hint(section: &str, errno: &str) -> Option<String> {
+    let trampoline = ["fentry", "fexit", "fmod_ret", "lsm", "freplace", "iter"]
+        .iter()
+        .any(|kind| section.starts_with(kind));
+    (trampoline && errno.starts_with("EPERM")).then(|| {
+        format!(
+            "this kernel refuses `{}` programs even to root (no BPF trampoline, or lockdown); when that is \
+             expected here, name the program in `verify_skip` in probe.toml with the reason",
+            section.split('/').next().unwrap_or(section)
+        )
+    })
+}
+
 /// Undoes the helper's escaping of a log (`\n`, `\t`, `\\`).
 pub fn unescape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -145,6 +159,16 @@ processed 7 insns (limit 1000000) max_states_per_insn 0 total_states 0 peak_stat
     fn unbounded_access_gets_the_mcpu_hint() {
         let rejection = read_rejection("5: (71) r1 = *(u8 *)(r2 +0)\nR2 unbounded memory access, make sure to bounds check any such access\n");
         assert!(rejection.hint.unwrap().contains("-mcpu=v3"));
+    }
+
+    #[test]
+    fn an_eperm_on_fentry_points_at_verify_skip() {
+        let hint = refused_load_hint("fentry/do_sys_openat2", "EPERM (Operation not permitted)");
+        assert!(hint.unwrap().contains("verify_skip"));
+        assert_eq!(
+            refused_load_hint("kprobe/x", "EPERM (Operation not permitted)"),
+            None
+        );
     }
 
     #[test]

@@ -81,7 +81,7 @@ pub fn verify(workspace: &Workspace, selection: &Selection, options: &VerifyOpti
             }
         }
         for name in skip.iter().filter(|name| !seen.iter().any(|s| s == *name)) {
-            println!(
+            eprintln!(
                 "warning: `verify_skip` in {} names `{name}`, which no object of `{}` has",
                 probe.config_path().display(),
                 probe.name
@@ -138,7 +138,11 @@ fn render(program: &ProgramResult, probe: &Probe, root: &Path) -> String {
                 .map_or("", String::as_str);
             format!("  - {name}: skipped ({why})\n")
         }
-        Outcome::Rejected { errno, log } => {
+        Outcome::Rejected {
+            errno,
+            from_kernel: true,
+            log,
+        } => {
             let rejection = log::read_rejection(log);
             let mut text = format!("  ✘ {name} ({section}): rejected, {errno}\n");
             if let Some(message) = &rejection.message {
@@ -155,6 +159,21 @@ fn render(program: &ProgramResult, probe: &Probe, root: &Path) -> String {
                 }
             }
             if let Some(hint) = rejection.hint {
+                text += &format!("      hint: {hint}\n");
+            }
+            text
+        }
+        Outcome::Rejected {
+            errno,
+            from_kernel: false,
+            log,
+        } => {
+            let mut text =
+                format!("  ✘ {name} ({section}): not loaded, {errno} (no verifier log)\n");
+            for line in log.lines().filter(|l| !l.trim().is_empty()) {
+                text += &format!("        | {line}\n");
+            }
+            if let Some(hint) = log::refused_load_hint(section, errno) {
                 text += &format!("      hint: {hint}\n");
             }
             text

@@ -1,7 +1,8 @@
 // verifier.c: `ebpf-probe verify` helper; loads every program of each BPF object given, one at a time and without
 // attaching, and prints one line per program:
 //   prog\t<name>\t<section>\tok\t<verified_insns>\t<usec>
-//   prog\t<name>\t<section>\tfail\t<errno text>\t<log tail, \n \t \\ escaped>
+//   prog\t<name>\t<section>\tfail\t<errno text>\t<kernel|libbpf>\t<log tail, \n \t \\ escaped>
+//   prog\t<name>\t<section>\tskip
 //   object\t<path>\tfail\t<errno text>\t<libbpf messages, escaped>      (the object could not be opened)
 // Programs named in --skip NAME are not loaded. Nothing is pinned: every program and map goes with its fd, so
 // nothing stays loaded once this process exits, however it exits.
@@ -147,7 +148,8 @@ static int verify_one(const char *path, int index, char **skip, int nskip)
 				insns = info.verified_insns;
 			printf("prog\t%s\t%s\tok\t%llu\t%lld\n", name, section, insns, elapsed);
 		} else {
-			printf("prog\t%s\t%s\tfail\t%s\t", name, section, errno_text(e));
+			// No kernel log: libbpf stopped before the verifier ran, or the kernel refused the load outright.
+			printf("prog\t%s\t%s\tfail\t%s\t%s\t", name, section, errno_text(e), log[0] ? "kernel" : "libbpf");
 			print_escaped(log[0] ? tail(log) : messages);
 			putchar('\n');
 		}

@@ -134,17 +134,29 @@ fn verify_skip_names_what_it_skipped_and_why() {
     if !require_kernel() {
         return;
     }
+    // What the key is for: an fentry program, which this kernel refuses to load (EPERM) even to root.
+    let fentry = "#define BPF_PROG_KERN\n#include \"bpf.h\"\nchar LICENSE[] SEC(\"license\") = \"GPL\";\n\
+                  SEC(\"fentry/do_sys_openat2\")\nint BPF_PROG(fentry_skip, int dfd)\n{\n    return 0;\n}\n";
     let ws = bad_probe("skip")
         .file(
             "probes/bad/probe.toml",
             "verify_skip = { unchecked_skip = \"the test's deliberate error\" }\n",
+        )
+        .file("probes/tramp/tramp.bpf.c", fentry)
+        .file("probes/tramp/tramp.c", USERLAND)
+        .file(
+            "probes/tramp/probe.toml",
+            "verify_skip = { fentry_skip = \"fentry: refused here\", gone = \"renamed\" }\n",
         )
         .gen();
     ws.cmd(&["verify"])
         .success()
         .stdout_contains("- unchecked_skip: skipped (the test's deliberate error)")
         .stdout_contains("✔ good_skip")
-        .stdout_contains("1 skipped");
+        .stdout_contains("- fentry_skip: skipped (fentry: refused here)")
+        .stderr_contains("warning: `verify_skip` in ")
+        .stderr_contains("names `gone`, which no object of `tramp` has")
+        .stdout_contains("2 skipped");
 }
 
 #[test]
