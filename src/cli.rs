@@ -13,6 +13,7 @@ Flags may be combined; they run in the order check → clean → gen → build �
 Examples:
   ebpf-probe --check --fix -g -b     set up this machine, generate the kernel header, build every probe
   ebpf-probe -b killprobe -d         build one probe with -DGOPHER_DEBUG
+  ebpf-probe -b --verify             build, then run every program through this kernel's verifier
   ebpf-probe check --json            environment facts for scripts
   ebpf-probe gen --btf 5.10.btf --kernel-release 5.10.0-60.18.0.50.oe2203.x86_64
 
