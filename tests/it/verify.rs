@@ -59,7 +59,12 @@ fn line_of(text: &str, needle: &str) -> usize {
 
 /// The names of the programs loaded now (`bpftool prog show`; the kernel keeps the first 15 bytes of a name).
 fn loaded_program_names() -> BTreeSet<String> {
-    let done = program("bpftool").args(["prog", "show"]).success();
+    loaded_names("prog")
+}
+
+/// The names of the `prog`s or `map`s the kernel holds now.
+fn loaded_names(kind: &str) -> BTreeSet<String> {
+    let done = program("bpftool").args([kind, "show"]).success();
     done.stdout()
         .lines()
         .filter_map(|line| {
@@ -180,41 +185,82 @@ fn a_verify_interrupted_with_sigint_leaves_nothing_loaded() {
     if !require_kernel() || !require("bpftool", crate::support::has_program("bpftool")) {
         return;
     }
-    // Many programs, so the loader is still at work when the signal comes.
+    // Programs that each keep the verifier busy for a while (a loop it walks 100000 times), so the signal comes
+    // while one of them is loaded.
     let mut source = String::from(
         "#define BPF_PROG_KERN\n#include \"bpf.h\"\nchar LICENSE[] SEC(\"license\") = \"GPL\";\n\
          struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, u32); __type(value, u64); } \
-         hits SEC(\".maps\");\n",
+         vsig_hits SEC(\".maps\");\n",
     );
-    let names: Vec<String> = (0..60).map(|i| format!("vsig_{i}")).collect();
+    let names: Vec<String> = (0..20).map(|i| format!("vsig_{i}")).collect();
     for name in &names {
         source += &format!(
             "SEC(\"tracepoint/syscalls/sys_enter_kill\")\nint {name}(void *ctx)\n{{\n    u32 key = 0;\n    \
-             u64 *v = bpf_map_lookup_elem(&hits, &key);\n    if (v)\n        __sync_fetch_and_add(v, 1);\n    return 0;\n}}\n"
+             u64 *v = bpf_map_lookup_elem(&vsig_hits, &key);\n    if (!v)\n        return 0;\n\
+             #pragma clang loop unroll(disable)\n    for (u32 i = 0; i < 100000; i++)\n        \
+             __sync_fetch_and_add(v, i);\n    return 0;\n}}\n"
         );
     }
     let ws = Workspace::new()
+        .shipped_probe("killprobe")
         .file("probes/many/many.bpf.c", &source)
         .file("probes/many/many.c", USERLAND)
         .gen();
     ws.cmd(&["-b", "many"]).success();
+    // A first verify builds the loader, so the interrupted one starts no compiler: its child is the loader.
+    ws.cmd(&["verify", "killprobe"]).success();
     let before = loaded_program_names();
     let mut verify = ws.cmd(&["verify", "many"]).spawn();
     let pid = verify.id();
-    // Wait for the loader (our child) to start, then interrupt us as a Ctrl-C would.
+    // Wait for the loader (our child) to start.
     let children = format!("/proc/{pid}/task/{pid}/children");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while std::fs::read_to_string(&children).is_ok_and(|c| c.trim().is_empty()) {
+    let loader = loop {
+        let listed = std::fs::read_to_string(&children).unwrap_or_default();
+        let loader = listed.split_whitespace().find(|child| {
+            std::fs::read_to_string(format!("/proc/{child}/cmdline"))
+                .is_ok_and(|c| c.contains("verifier"))
+        });
+        if let Some(child) = loader {
+            break child.to_string();
+        }
         assert!(Instant::now() < deadline, "verify started no loader");
         assert!(!verify.is_finished(), "verify ended before its loader ran");
         std::thread::sleep(Duration::from_millis(5));
+    };
+    // Interrupt while the loader holds our objects, as a Ctrl-C would. A program shows only between the end of its
+    // verification and its close, but the object's map lives through the whole load.
+    while !loaded_names("map").contains("vsig_hits") {
+        assert!(
+            Instant::now() < deadline,
+            "the loader never created our map"
+        );
+        assert!(
+            !verify.is_finished(),
+            "verify ended before the loader was seen at work"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(Duration::from_millis(100));
     assert!(send_signal(pid, "INT"));
     let done = verify.wait();
     assert!(!done.output.status.success(), "{}", done.report());
+    // The loader goes with it (PR_SET_PDEATHSIG), not after finishing its list.
+    let gone_by = Instant::now() + Duration::from_secs(3);
+    while std::fs::read_to_string(format!("/proc/{loader}/cmdline"))
+        .is_ok_and(|c| c.contains("verifier"))
+    {
+        assert!(
+            Instant::now() < gone_by,
+            "the loader {loader} outlived verify"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
     assert_none_loaded(&name_refs);
+    assert!(
+        !loaded_names("map").contains("vsig_hits"),
+        "the map outlived verify"
+    );
     let after = loaded_program_names();
     let new: Vec<&String> = after
         .difference(&before)
