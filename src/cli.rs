@@ -13,6 +13,7 @@ Flags may be combined; they run in the order check → clean → gen → build �
 Examples:
   ebpf-probe --check --fix -g -b     set up this machine, generate the kernel header, build every probe
   ebpf-probe -b killprobe -d         build one probe with -DGOPHER_DEBUG
+  ebpf-probe -b --verify             build, then run every program through this kernel's verifier
   ebpf-probe check --json            environment facts for scripts
   ebpf-probe gen --btf 5.10.btf --kernel-release 5.10.0-60.18.0.50.oe2203.x86_64
 
@@ -130,6 +131,13 @@ pub struct Cli {
         help_heading = "Actions (build.sh spellings)"
     )]
     pub message_format: MessageFormatArg,
+    /// With -b: after a successful build, load every program built into the kernel's verifier (see `verify`)
+    #[arg(
+        long,
+        requires = "build",
+        help_heading = "Actions (build.sh spellings)"
+    )]
+    pub verify: bool,
 
     /// Remove build outputs (all, or the named probes'); never sources or generated headers
     #[arg(short = 'c', long = "clean", value_name = "PROBE", num_args = 0.., help_heading = "Actions (build.sh spellings)")]
@@ -177,6 +185,13 @@ pub enum Command {
     Build(BuildArgs),
     /// Remove build outputs (same as -c)
     Clean(CleanArgs),
+    /// Build if needed, then load every program of the probes' BPF objects into the running kernel's verifier
+    ///
+    /// One program at a time, without attaching, then unloaded (nothing stays loaded, also after a failure or
+    /// Ctrl-C). Each program is ✔ with its verified instruction count and time, or ✘ with the verifier's message,
+    /// the .bpf.c line it points at and the log's last lines. Programs named in a probe's `verify_skip` are not
+    /// loaded. Needs root; exits non-zero when any other program is rejected.
+    Verify(CleanArgs),
     /// Build if needed, then install probes, their .meta files and conf/ files (same as --install)
     Install(InstallArgs),
     /// Remove exactly the files `install` recorded (same directory flags as install)
@@ -275,6 +290,9 @@ pub struct BuildArgs {
     /// (cargo's convention); human output stays on stderr
     #[arg(long, value_enum, value_name = "FMT", default_value = "human")]
     pub message_format: MessageFormatArg,
+    /// After a successful build, load every program built into the kernel's verifier (see `verify`)
+    #[arg(long)]
+    pub verify: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]

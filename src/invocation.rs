@@ -24,6 +24,7 @@ use crate::kernel::KERNEL_BTF;
 use crate::manual;
 use crate::run::RunOptions;
 use crate::scaffold::{self, Attach, NewOptions};
+use crate::verify::{self, VerifyOptions};
 
 /// Everything one invocation asked for, whichever spelling was used (no I/O yet).
 #[derive(Debug, Default)]
@@ -42,6 +43,7 @@ pub struct Request {
     pub init: Option<InitArgs>,
     pub run: Option<RunArgs>,
     pub check_meta: Option<Vec<String>>,
+    pub verify: Option<Vec<String>>,
     pub import: Option<ImportArgs>,
     pub completions: Option<CompletionsArgs>,
     pub man: Option<ManArgs>,
@@ -73,6 +75,7 @@ impl Request {
                 Command::Init(args) => plan.init = Some(args),
                 Command::Run(args) => plan.run = Some(args),
                 Command::CheckMeta(args) => plan.check_meta = Some(args.probes),
+                Command::Verify(args) => plan.verify = Some(args.probes),
                 Command::Import(args) => plan.import = Some(args),
                 Command::Completions(args) => plan.completions = Some(args),
                 Command::Man(args) => plan.man = Some(args),
@@ -98,6 +101,7 @@ impl Request {
                 debug: cli.debug,
                 jobs: cli.jobs,
                 message_format: cli.message_format,
+                verify: cli.verify,
             });
         }
         if cli.install {
@@ -186,6 +190,10 @@ pub fn run(request: Request) -> Result<()> {
         return run_manual(&request, &start_dir);
     }
     let environment = Environment::read()?;
+    // Said before anything runs, not after a build.
+    if request.verify.is_some() || request.build.as_ref().is_some_and(|b| b.verify) {
+        verify::require_root()?;
+    }
     // Import makes a workspace out of a tree that is not one yet: it needs none.
     if let Some(args) = &request.import {
         return run_import(args, &start_dir);
@@ -211,7 +219,8 @@ pub fn run(request: Request) -> Result<()> {
         || request.install.is_some()
         || request.uninstall.is_some()
         || request.new.is_some()
-        || request.run.is_some();
+        || request.run.is_some()
+        || request.verify.is_some();
     // The check works anywhere; inside a workspace it keeps its helper build under .output/.check.
     let workspace = match Workspace::find(&start_dir) {
         Ok(ws) => Some(ws),
@@ -361,13 +370,24 @@ pub fn run(request: Request) -> Result<()> {
             json_messages: message_format == MessageFormatArg::Json,
         })
     };
+    let verify_options = |options: &BuildOptions| VerifyOptions {
+        kernel_release: options.kernel_release.clone(),
+        libbpf: options.libbpf.clone(),
+        jobs: options.jobs,
+    };
     if let Some(args) = &request.build {
         let selection = selection::select(&workspace, &args.probes, &environment.exclude)?;
-        build::build(
-            &workspace,
-            &selection,
-            &build_options(args.debug, args.jobs, args.message_format)?,
-        )?;
+        let options = build_options(args.debug, args.jobs, args.message_format)?;
+        build::build(&workspace, &selection, &options)?;
+        if args.verify {
+            verify::verify(&workspace, &selection, &verify_options(&options))?;
+        }
+    }
+    if let Some(probes) = &request.verify {
+        let selection = selection::select(&workspace, probes, &environment.exclude)?;
+        let options = build_options(false, None, MessageFormatArg::Human)?;
+        build::build(&workspace, &selection, &options)?;
+        verify::verify(&workspace, &selection, &verify_options(&options))?;
     }
     if let Some(args) = &request.install {
         let selection = selection::select(&workspace, &args.probes, &[])?;

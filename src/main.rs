@@ -22,6 +22,7 @@ mod run;
 mod scaffold;
 mod tool;
 mod toolchain;
+mod verify;
 
 use clap::Parser;
 

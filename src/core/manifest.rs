@@ -144,6 +144,9 @@ pub struct ProbeConfig {
     /// Shared libraries built beside the probe (a JVMTI agent).
     #[serde(default)]
     pub library: Vec<LibraryConfig>,
+    /// Programs `verify` does not load, each with why (an fentry on a kernel that refuses fentry loads).
+    #[serde(default)]
+    pub verify_skip: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

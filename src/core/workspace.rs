@@ -137,6 +137,11 @@ impl Workspace {
         self.output_dir().join(".check")
     }
 
+    /// The loader `verify` builds and runs.
+    pub fn verify_output_dir(&self) -> PathBuf {
+        self.output_dir().join(".verify")
+    }
+
     /// The shared source sets, with their globs expanded; the default is `lib` = `lib/*.c`.
     pub fn shared_sets(&self) -> Result<Vec<SharedSet>> {
         let mut sets = Vec::new();

@@ -23,9 +23,21 @@ const SUBCOMMANDS: &[(&str, &str, &[&str])] = &[
     (
         "build",
         "Usage: ebpf-probe build [OPTIONS] [PROBE]...",
-        &["-d", "--debug", "-j", "--jobs", "--message-format"],
+        &[
+            "-d",
+            "--debug",
+            "-j",
+            "--jobs",
+            "--message-format",
+            "--verify",
+        ],
     ),
     ("clean", "Usage: ebpf-probe clean [OPTIONS] [PROBE]...", &[]),
+    (
+        "verify",
+        "Usage: ebpf-probe verify [OPTIONS] [PROBE]...",
+        &[],
+    ),
     (
         "install",
         "Usage: ebpf-probe install [OPTIONS] [PROBE]...",
@@ -91,6 +103,7 @@ const TOP_LEVEL: &[&str] = &[
     "-j",
     "--jobs",
     "--message-format",
+    "--verify",
     "-c",
     "--clean",
     "--install",

@@ -20,3 +20,4 @@ mod scaffold;
 mod support;
 mod tcpprobe;
 mod tidy;
+mod verify;

@@ -1,0 +1,195 @@
+//! `verify`: loads every program of every BPF object of the selected probes into the running kernel's verifier,
+//! one at a time and without attaching, then unloads it; says ✔ with the instruction count and verification time
+//! or ✘ with the verifier's message, the `.bpf.c` line and the log's tail. Programs in a probe's `verify_skip` are
+//! not loaded. Fails when any other program is rejected.
+
+mod loader;
+mod log;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::core::lock;
+use crate::core::probe::Probe;
+use crate::core::selection::Selection;
+use crate::core::workspace::Workspace;
+use loader::{Outcome, ProgramResult};
+
+pub struct VerifyOptions {
+    /// The kernel release the loader is compiled for (the build's).
+    pub kernel_release: String,
+    /// The libbpf the build used: the loader links the same one, so it resolves sections and CO-RE alike.
+    pub libbpf: crate::libbpf::Policy,
+    pub jobs: usize,
+}
+
+/// Refuses before anything is built: loading programs into the kernel needs root.
+pub fn require_root() -> Result<()> {
+    if !crate::kernel::is_root() {
+        bail!(
+            "`verify` loads programs into the kernel's verifier and needs root (run it with sudo)"
+        );
+    }
+    Ok(())
+}
+
+/// Verifies the selected probes' built objects (the caller has built them).
+pub fn verify(workspace: &Workspace, selection: &Selection, options: &VerifyOptions) -> Result<()> {
+    require_root()?;
+    let libbpf = crate::libbpf::select(&workspace.manifest.libbpf, &options.libbpf, options.jobs)?;
+    let loader = {
+        let _lock = lock::lock_output_dir(&workspace.output_dir())?;
+        loader::build_loader(
+            &workspace.verify_output_dir(),
+            &options.kernel_release,
+            &libbpf,
+        )
+        .context("failed to build the verifier loader")?
+    };
+    let mut rejected = 0;
+    let mut loaded = 0;
+    let mut skipped = 0;
+    for probe in &selection.probes {
+        let skip: Vec<&str> = probe
+            .config
+            .verify_skip
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut seen: Vec<String> = Vec::new();
+        for object in objects_of(workspace, probe)? {
+            let relative = object.strip_prefix(&workspace.root).unwrap_or(&object);
+            println!("   Verifying {} ({})", probe.name, relative.display());
+            let result = loader::verify_object(&loader, &object, &skip)
+                .with_context(|| format!("failed to verify `{}`", relative.display()))?;
+            if let Some((errno, messages)) = &result.open_error {
+                println!("  ✘ libbpf could not open the object: {errno}");
+                for line in messages.lines() {
+                    println!("      {line}");
+                }
+                rejected += 1;
+            }
+            for program in &result.programs {
+                seen.push(program.name.clone());
+                match &program.outcome {
+                    Outcome::Loaded { .. } => loaded += 1,
+                    Outcome::Rejected { .. } => rejected += 1,
+                    Outcome::Skipped => skipped += 1,
+                }
+                print!("{}", render(program, probe, &workspace.root));
+            }
+        }
+        for name in skip.iter().filter(|name| !seen.iter().any(|s| s == *name)) {
+            eprintln!(
+                "warning: `verify_skip` in {} names `{name}`, which no object of `{}` has",
+                probe.config_path().display(),
+                probe.name
+            );
+        }
+    }
+    println!(
+        "    Verified {loaded} program{} loaded, {rejected} rejected, {skipped} skipped",
+        if loaded == 1 { "" } else { "s" }
+    );
+    if rejected > 0 {
+        bail!(
+            "the kernel's verifier rejected {rejected} program{} (see above)",
+            if rejected == 1 { "" } else { "s" }
+        );
+    }
+    Ok(())
+}
+
+/// The built `.bpf.o` files of a probe, where the build puts them.
+fn objects_of(workspace: &Workspace, probe: &Probe) -> Result<Vec<PathBuf>> {
+    let out_dir = workspace.probe_output_dir(&probe.name);
+    let mut objects = Vec::new();
+    for bpf in probe.sources()?.bpf {
+        let object = out_dir.join(format!("{}.bpf.o", bpf.relative_stem.display()));
+        if !object.is_file() {
+            bail!(
+                "`{}` is not built (run `ebpf-probe -b {}` first)",
+                object.display(),
+                probe.name
+            );
+        }
+        objects.push(object);
+    }
+    Ok(objects)
+}
+
+fn render(program: &ProgramResult, probe: &Probe, root: &Path) -> String {
+    let name = &program.name;
+    let section = &program.section;
+    match &program.outcome {
+        Outcome::Loaded {
+            verified_insns,
+            micros,
+        } => format!(
+            "  ✔ {name} ({section}): {verified_insns} instructions verified in {:.1} ms\n",
+            *micros as f64 / 1000.0
+        ),
+        Outcome::Skipped => {
+            let why = probe
+                .config
+                .verify_skip
+                .get(name)
+                .map_or("", String::as_str);
+            format!("  - {name}: skipped ({why})\n")
+        }
+        Outcome::Rejected {
+            errno,
+            from_kernel: true,
+            log,
+        } => {
+            let rejection = log::read_rejection(log);
+            let mut text = format!("  ✘ {name} ({section}): rejected, {errno}\n");
+            if let Some(message) = &rejection.message {
+                text += &format!("      {message}\n");
+            }
+            if let Some(source) = &rejection.source {
+                let file = source_path(probe, root, &source.file);
+                text += &format!("      at {file}:{}: {}\n", source.line, source.text);
+            }
+            if !rejection.tail.is_empty() {
+                text += "      verifier log (last lines):\n";
+                for line in &rejection.tail {
+                    text += &format!("        | {line}\n");
+                }
+            }
+            if let Some(hint) = rejection.hint {
+                text += &format!("      hint: {hint}\n");
+            }
+            text
+        }
+        Outcome::Rejected {
+            errno,
+            from_kernel: false,
+            log,
+        } => {
+            let mut text =
+                format!("  ✘ {name} ({section}): not loaded, {errno} (no verifier log)\n");
+            for line in log.lines().filter(|l| !l.trim().is_empty()) {
+                text += &format!("        | {line}\n");
+            }
+            if let Some(hint) = log::refused_load_hint(section, errno) {
+                text += &format!("      hint: {hint}\n");
+            }
+            text
+        }
+    }
+}
+
+/// The logged file (as clang recorded it, often a bare file name) as a path in the probe, when one matches.
+fn source_path(probe: &Probe, root: &Path, logged: &str) -> String {
+    let candidate = probe.dir.join(logged);
+    if Path::new(logged).is_relative() && candidate.is_file() {
+        return candidate
+            .strip_prefix(root)
+            .unwrap_or(&candidate)
+            .display()
+            .to_string();
+    }
+    logged.to_string()
+}
