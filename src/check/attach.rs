@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use crate::core::compile::{Compiler, CompilerSettings};
+use crate::core::compile::Compiler;
 use crate::paths;
 use crate::tool::Cmd;
 
@@ -41,20 +41,11 @@ pub fn test_attach_kinds(
     paths::create_dir_all(dir)?;
     let bpf_source = dir.join("featprobe.bpf.c");
     let user_source = dir.join("featprobe.c");
-    write_if_changed(&bpf_source, BPF_SOURCE)?;
-    write_if_changed(&user_source, USER_SOURCE)?;
-    let compiler = Compiler::new(&CompilerSettings {
-        libbpf,
-        root: dir,
-        state_dir: dir,
-        kernel_release,
-        kernel_header: None,
-        output: crate::core::progress::Console::plain(),
-        debug: false,
-        build_opts: &[],
-        build: &Default::default(),
-        verbose: false,
-    })?;
+    for (path, text) in [(&bpf_source, BPF_SOURCE), (&user_source, USER_SOURCE)] {
+        paths::write_if_changed(path, text)
+            .context("failed to write the attach-kind helper's source")?;
+    }
+    let compiler = Compiler::for_helper(dir, kernel_release, libbpf)?;
     let object = dir.join("featprobe.bpf.o");
     compiler.bpf_object(&bpf_source, &object, &[], &[], None)?;
     compiler.skeleton(&object, &dir.join("featprobe.skel.h"))?;
@@ -73,15 +64,6 @@ pub fn test_attach_kinds(
         );
     }
     Ok(results)
-}
-
-fn write_if_changed(path: &Path, contents: &str) -> Result<()> {
-    // Rewriting an unchanged source would make the helper look stale and rebuild it on every check.
-    if std::fs::read_to_string(path).ok().as_deref() == Some(contents) {
-        return Ok(());
-    }
-    paths::write_atomic(path, contents.as_bytes())
-        .context("failed to write the attach-kind helper's source")
 }
 
 pub fn parse(text: &str) -> Vec<AttachKind> {

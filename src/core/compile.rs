@@ -199,6 +199,23 @@ impl Compiler {
         })
     }
 
+    /// A compiler for a small helper the tool builds for itself in `dir` (the attach-kind check, the verifier
+    /// loader): no kernel header, no workspace settings, plain output, with the libbpf the build chose.
+    pub fn for_helper(dir: &Path, kernel_release: &str, libbpf: &Libbpf) -> Result<Compiler> {
+        Compiler::new(&CompilerSettings {
+            libbpf,
+            root: dir,
+            state_dir: dir,
+            kernel_release,
+            kernel_header: None,
+            output: Console::plain(),
+            debug: false,
+            build_opts: &[],
+            build: &BuildConfig::default(),
+            verbose: false,
+        })
+    }
+
     /// `path` as commands should show it: relative to the workspace root when inside it.
     pub fn shown(&self, path: &Path) -> PathBuf {
         match path.strip_prefix(&self.root) {

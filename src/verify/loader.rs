@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::core::compile::{Compiler, CompilerSettings};
+use crate::core::compile::Compiler;
 use crate::libbpf::Libbpf;
 use crate::paths;
 use crate::tool::Cmd;
@@ -49,23 +49,9 @@ pub struct ObjectResult {
 pub fn build_loader(dir: &Path, kernel_release: &str, libbpf: &Libbpf) -> Result<PathBuf> {
     paths::create_dir_all(dir)?;
     let source = dir.join("verifier.c");
-    // Rewriting an unchanged source would make the loader look stale and rebuild it every time.
-    if std::fs::read_to_string(&source).ok().as_deref() != Some(LOADER_SOURCE) {
-        paths::write_atomic(&source, LOADER_SOURCE.as_bytes())
-            .context("failed to write the verifier loader's source")?;
-    }
-    let compiler = Compiler::new(&CompilerSettings {
-        libbpf,
-        root: dir,
-        state_dir: dir,
-        kernel_release,
-        kernel_header: None,
-        output: crate::core::progress::Console::plain(),
-        debug: false,
-        build_opts: &[],
-        build: &Default::default(),
-        verbose: false,
-    })?;
+    paths::write_if_changed(&source, LOADER_SOURCE)
+        .context("failed to write the verifier loader's source")?;
+    let compiler = Compiler::for_helper(dir, kernel_release, libbpf)?;
     let object = dir.join("verifier.o");
     compiler.c_object(&source, &object, &[], &[])?;
     let loader = dir.join("verifier");
