@@ -283,10 +283,21 @@ fn verify_without_root_says_so_before_building() {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
+    // A copy nobody can run: the test binary may sit under root's home (CI clones into /root), and cargo's
+    // LD_LIBRARY_PATH points into the toolchain there, which nobody may read.
+    let tools = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        tools.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let binary = tools.path().join("ebpf-probe");
+    std::fs::copy(crate::support::BIN, &binary).unwrap();
     for args in [&["verify"][..], &["-b", "--verify"][..]] {
         program("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(crate::support::BIN)
+            .arg(&binary)
+            .env_remove("LD_LIBRARY_PATH")
             .arg("-C")
             .arg(ws.root())
             .args(args)
