@@ -14,6 +14,7 @@ Examples:
   ebpf-probe --check --fix -g -b     set up this machine, generate the kernel header, build every probe
   ebpf-probe -b killprobe -d         build one probe with -DGOPHER_DEBUG
   ebpf-probe -b --verify             build, then run every program through this kernel's verifier
+  ebpf-probe compat --kernel btfs/   check attach targets and CO-RE of every program against many kernels
   ebpf-probe check --json            environment facts for scripts
   ebpf-probe gen --btf 5.10.btf --kernel-release 5.10.0-60.18.0.50.oe2203.x86_64
 
@@ -192,6 +193,17 @@ pub enum Command {
     /// the .bpf.c line it points at and the log's last lines. Programs named in a probe's `verify_skip` are not
     /// loaded. Needs root; exits non-zero when any other program is rejected.
     Verify(CleanArgs),
+    /// Build if needed, then check every program's attach target, CO-RE relocations and kfuncs against kernels
+    ///
+    /// Nothing is loaded and no root is needed: each built .bpf.o is read (its sections, .BTF and .BTF.ext) and
+    /// resolved against the running kernel (its BTF, /proc/kallsyms, tracefs) and against every --kernel: a raw
+    /// BTF file (BTFHub's .btf), an ELF file with a .BTF section (a vmlinux), or a directory searched for them
+    /// (BTFHub's distro/version/arch/release.btf layout). kprobe targets are looked up with their compiler-renamed
+    /// variants (.isra.0, .constprop.0, .part.0, .cold) and nearest names; tracepoints in tracefs or, for BTF files,
+    /// as btf_trace_* types; uprobe targets (sections naming BINARY:SYMBOL, and `uprobes` in probe.toml) in the
+    /// binary's symbols on this machine. Prints a matrix program × kernel (✔, ⚠ loads with a caveat, ✘ with the
+    /// reason) and exits non-zero when a program not listed in its probe.toml's `compat_optional` fails anywhere.
+    Compat(CompatArgs),
     /// Build if needed, then install probes, their .meta files and conf/ files (same as --install)
     Install(InstallArgs),
     /// Remove exactly the files `install` recorded (same directory flags as install)
@@ -307,6 +319,25 @@ pub struct CleanArgs {
     /// Probes to act on; all when none are given
     #[arg(value_name = "PROBE")]
     pub probes: Vec<String>,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct CompatArgs {
+    /// Probes to check; all when none are given
+    #[arg(value_name = "PROBE")]
+    pub probes: Vec<String>,
+    /// A kernel's BTF: a raw BTF file, an ELF file with .BTF, or a directory of them (repeatable)
+    #[arg(long = "kernel", value_name = "FILE|DIR")]
+    pub kernels: Vec<PathBuf>,
+    /// Leave the running kernel out (check only the --kernel files)
+    #[arg(long)]
+    pub no_running: bool,
+    /// Print the result as JSON (shape: see the README, "compat --json")
+    #[arg(long)]
+    pub json: bool,
+    /// Kernels read in parallel (default: the number of CPUs)
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<usize>,
 }
 
 #[derive(Debug, Args, Default)]

@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use crate::build::{self, BuildOptions};
 use crate::check::{self, CheckOptions};
 use crate::cli::{
-    BuildArgs, CheckArgs, Cli, Command, CompletionsArgs, GenArgs, ImportArgs, InitArgs,
+    BuildArgs, CheckArgs, CompatArgs, Cli, Command, CompletionsArgs, GenArgs, ImportArgs, InitArgs,
     InstallArgs, ManArgs, MessageFormatArg, NewArgs, RunArgs, ShellArg, UserlandArg,
 };
 use crate::core::probe::Userland;
@@ -24,6 +24,7 @@ use crate::kernel::KERNEL_BTF;
 use crate::manual;
 use crate::run::RunOptions;
 use crate::scaffold::{self, Attach, NewOptions};
+use crate::compat::{self, CompatOptions};
 use crate::verify::{self, VerifyOptions};
 
 /// Everything one invocation asked for, whichever spelling was used (no I/O yet).
@@ -44,6 +45,7 @@ pub struct Request {
     pub run: Option<RunArgs>,
     pub check_meta: Option<Vec<String>>,
     pub verify: Option<Vec<String>>,
+    pub compat: Option<CompatArgs>,
     pub import: Option<ImportArgs>,
     pub completions: Option<CompletionsArgs>,
     pub man: Option<ManArgs>,
@@ -76,6 +78,7 @@ impl Request {
                 Command::Run(args) => plan.run = Some(args),
                 Command::CheckMeta(args) => plan.check_meta = Some(args.probes),
                 Command::Verify(args) => plan.verify = Some(args.probes),
+                Command::Compat(args) => plan.compat = Some(args),
                 Command::Import(args) => plan.import = Some(args),
                 Command::Completions(args) => plan.completions = Some(args),
                 Command::Man(args) => plan.man = Some(args),
@@ -388,6 +391,22 @@ pub fn run(request: Request) -> Result<()> {
         let options = build_options(false, None, MessageFormatArg::Human)?;
         build::build(&workspace, &selection, &options)?;
         verify::verify(&workspace, &selection, &verify_options(&options))?;
+    }
+    if let Some(args) = &request.compat {
+        let selection = selection::select(&workspace, &args.probes, &environment.exclude)?;
+        let options = build_options(false, None, MessageFormatArg::Human)?;
+        build::build(&workspace, &selection, &options)?;
+        let compat_options = CompatOptions {
+            kernels: args.kernels.clone(),
+            running: !args.no_running,
+            json: args.json,
+            jobs: match args.jobs {
+                Some(0) => bail!("-j 0 checks nothing; give at least 1"),
+                Some(n) => n,
+                None => options.jobs,
+            },
+        };
+        compat::compat(&workspace, &selection, &compat_options)?;
     }
     if let Some(args) = &request.install {
         let selection = selection::select(&workspace, &args.probes, &[])?;

@@ -1,10 +1,12 @@
 //! `ebpf-probe`: parses the command line, runs the plan, prints the error chain and sets the exit status.
 
 mod attach_target;
+mod btf;
 mod build;
 mod check;
 mod clean;
 mod cli;
+mod compat;
 mod core;
 mod distro;
 mod embedded;
@@ -17,6 +19,7 @@ mod libbpf;
 mod manual;
 mod meta;
 mod names;
+mod nearest;
 mod paths;
 mod run;
 mod scaffold;

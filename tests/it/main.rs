@@ -3,6 +3,7 @@
 mod build;
 mod check;
 mod cli;
+mod compat;
 mod fast;
 mod gen;
 mod graph;
