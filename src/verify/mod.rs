@@ -26,9 +26,10 @@ pub struct VerifyOptions {
 
 /// Refuses before anything is built: loading programs into the kernel needs root.
 pub fn require_root() -> Result<()> {
-    if !crate::kernel::is_root() {
+    if !crate::kernel::can_load_bpf() {
         bail!(
-            "`verify` loads programs into the kernel's verifier and needs root (run it with sudo)"
+            "`verify` loads programs into the kernel's verifier and needs root (CAP_BPF or CAP_SYS_ADMIN; run it \
+             with sudo)"
         );
     }
     Ok(())
