@@ -391,6 +391,12 @@ pub struct NewArgs {
     /// Executable name when it should differ from the probe name
     #[arg(long, value_name = "NAME")]
     pub binary: Option<String>,
+    /// Write the probe even when its attach target does not exist on this machine (a probe for another kernel)
+    ///
+    /// Without it, a missing tracepoint, kernel function, binary or symbol (named with the nearest real names)
+    /// or a kprobe on a kernel without kprobes stops `new` before any file is written.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, clap::ValueEnum)]

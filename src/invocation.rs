@@ -11,9 +11,10 @@ use anyhow::{bail, Context, Result};
 use crate::build::{self, BuildOptions};
 use crate::check::{self, CheckOptions};
 use crate::cli::{
-    BuildArgs, CheckArgs, CompatArgs, Cli, Command, CompletionsArgs, GenArgs, ImportArgs, InitArgs,
+    BuildArgs, CheckArgs, Cli, Command, CompatArgs, CompletionsArgs, GenArgs, ImportArgs, InitArgs,
     InstallArgs, ManArgs, MessageFormatArg, NewArgs, RunArgs, ShellArg, UserlandArg,
 };
+use crate::compat::{self, CompatOptions};
 use crate::core::probe::Userland;
 use crate::core::selection;
 use crate::core::workspace::Workspace;
@@ -24,7 +25,6 @@ use crate::kernel::KERNEL_BTF;
 use crate::manual;
 use crate::run::RunOptions;
 use crate::scaffold::{self, Attach, NewOptions};
-use crate::compat::{self, CompatOptions};
 use crate::verify::{self, VerifyOptions};
 
 /// Everything one invocation asked for, whichever spelling was used (no I/O yet).
@@ -117,6 +117,31 @@ impl Request {
             });
         }
         Ok(plan)
+    }
+}
+
+/// `-b` for the running kernel: a program of a kind it lacks builds, but is said to be unattachable here.
+fn warn_about_attach_kinds_missing_here(
+    workspace: &Workspace,
+    selection: &selection::Selection,
+    kernel_release: &str,
+) {
+    if kernel::release().ok().as_deref() != Some(kernel_release) {
+        return;
+    }
+    let objects: Vec<(String, PathBuf)> = selection
+        .probes
+        .iter()
+        .flat_map(|probe| {
+            workspace
+                .built_bpf_objects(probe)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|object| (probe.name.clone(), object))
+        })
+        .collect();
+    for warning in crate::targets::kinds_missing_here(&objects) {
+        eprintln!("warning: {warning}");
     }
 }
 
@@ -290,10 +315,18 @@ pub fn run(request: Request) -> Result<()> {
     };
     if let Some(args) = &request.new {
         let attach = Attach::parse(&args.attach)?;
-        if let Some(problem) = attach.problem_here() {
-            // The probe may be meant for another machine: said, not refused.
+        let problems = crate::targets::problems_here(attach.target())?;
+        if !problems.is_empty() {
+            let list = problems.join("\n  ");
+            if !args.force {
+                bail!(
+                    "`--attach {}` cannot attach on this machine:\n  {list}\nnothing was written; if the probe is \
+                     meant for another machine, `--force` writes it anyway",
+                    args.attach
+                );
+            }
             eprintln!(
-                "warning: `--attach {}`: {problem}; writing the probe anyway",
+                "warning: `--attach {}` cannot attach on this machine:\n  {list}\nwriting the probe anyway (--force)",
                 args.attach
             );
         }
@@ -382,6 +415,7 @@ pub fn run(request: Request) -> Result<()> {
         let selection = selection::select(&workspace, &args.probes, &environment.exclude)?;
         let options = build_options(args.debug, args.jobs, args.message_format)?;
         build::build(&workspace, &selection, &options)?;
+        warn_about_attach_kinds_missing_here(&workspace, &selection, &options.kernel_release);
         if args.verify {
             verify::verify(&workspace, &selection, &verify_options(&options))?;
         }

@@ -1,6 +1,5 @@
 //! `ebpf-probe`: parses the command line, runs the plan, prints the error chain and sets the exit status.
 
-mod attach_target;
 mod btf;
 mod build;
 mod check;
@@ -23,6 +22,7 @@ mod nearest;
 mod paths;
 mod run;
 mod scaffold;
+mod targets;
 mod tool;
 mod toolchain;
 mod verify;
@@ -30,6 +30,11 @@ mod verify;
 use clap::Parser;
 
 fn main() {
+    // `ebpf-probe compat --json | head` ends quietly, as other Unix tools do, instead of panicking on EPIPE.
+    // SAFETY: setting a signal disposition to its default before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = cli::Cli::parse();
     if let Err(error) = invocation::Request::from_cli(cli).and_then(invocation::run) {
         eprintln!("error: {error}");

@@ -3,7 +3,11 @@
 
 /// The `count` names closest to `wanted` (ties by name), among those close enough to be a plausible typo or
 /// rename: within half the wanted name's length.
-pub fn nearest<'a>(wanted: &str, names: impl IntoIterator<Item = &'a str>, count: usize) -> Vec<String> {
+pub fn nearest<'a>(
+    wanted: &str,
+    names: impl IntoIterator<Item = &'a str>,
+    count: usize,
+) -> Vec<String> {
     let limit = wanted.chars().count().div_ceil(2).max(2);
     let mut scored: Vec<(usize, &str)> = names
         .into_iter()
@@ -51,7 +55,12 @@ mod tests {
 
     #[test]
     fn nearest_names_come_by_edit_distance() {
-        let names = ["sched_process_exec", "sched_process_exit", "sched_switch", "x"];
+        let names = [
+            "sched_process_exec",
+            "sched_process_exit",
+            "sched_switch",
+            "x",
+        ];
         assert_eq!(
             nearest("sched_process_exc", names, 2),
             ["sched_process_exec", "sched_process_exit"]

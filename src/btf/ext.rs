@@ -69,10 +69,7 @@ impl RelocationKind {
     /// it is not a load failure.
     pub fn is_existence_check(self) -> bool {
         use RelocationKind::*;
-        matches!(
-            self,
-            FieldExists | TypeExists | EnumvalExists | TypeMatches
-        )
+        matches!(self, FieldExists | TypeExists | EnumvalExists | TypeMatches)
     }
 
     /// `TYPE_ID_LOCAL` refers to the object's own BTF and never fails.
@@ -131,7 +128,9 @@ pub fn core_relocations<'a>(ext: &[u8], btf: &Btf<'a>) -> Result<Vec<CoreRelocat
             .checked_mul(record_size)
             .and_then(|n| n.checked_add(at))
             .filter(|e| *e <= end)
-            .ok_or_else(|| anyhow::anyhow!(".BTF.ext's CO-RE records for `{section}` run past it"))?;
+            .ok_or_else(|| {
+                anyhow::anyhow!(".BTF.ext's CO-RE records for `{section}` run past it")
+            })?;
         while at < records_end {
             let kind = word(at + 12)?;
             relocations.push(CoreRelocation {

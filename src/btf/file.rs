@@ -50,10 +50,7 @@ impl BtfFile {
         } else {
             0..data.len()
         };
-        let file = BtfFile {
-            data,
-            btf,
-        };
+        let file = BtfFile { data, btf };
         file.btf()
             .with_context(|| format!("`{}` is not readable BTF", path.display()))?;
         Ok(file)

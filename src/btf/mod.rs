@@ -194,9 +194,9 @@ impl<'a> Btf<'a> {
     /// The NUL-terminated string at `offset` in the string section (names are ASCII identifiers).
     pub fn string(&self, offset: u32) -> Result<&'a str> {
         let strings: &'a [u8] = self.strings;
-        let rest = strings
-            .get(offset as usize..)
-            .ok_or_else(|| anyhow::anyhow!("string offset {offset} is outside the string section"))?;
+        let rest = strings.get(offset as usize..).ok_or_else(|| {
+            anyhow::anyhow!("string offset {offset} is outside the string section")
+        })?;
         let end = rest
             .iter()
             .position(|b| *b == 0)

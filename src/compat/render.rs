@@ -4,9 +4,9 @@
 
 use serde_json::{json, Value};
 
-use super::kernel::KernelSource;
-use super::resolve::{Cell, Status};
 use super::{Matrix, Row};
+use crate::targets::kernel::{KernelSource, RUNNING_BTF};
+use crate::targets::resolve::{Cell, Status};
 
 /// More kernels than this and the matrix is summarised per program.
 const MAX_COLUMNS: usize = 6;
@@ -60,7 +60,11 @@ pub fn text(matrix: &Matrix) -> String {
             }
         }
         for (status, reason, kernels) in grouped_reasons(matrix, cells) {
-            out += &format!("      {} {}: {reason}\n", status.symbol(), kernel_list(&kernels, cells.len()));
+            out += &format!(
+                "      {} {}: {reason}\n",
+                status.symbol(),
+                kernel_list(&kernels, cells.len())
+            );
         }
         if worst == Status::Fail {
             if let Some(why) = &row.optional {
@@ -72,21 +76,27 @@ pub fn text(matrix: &Matrix) -> String {
 }
 
 fn row_label(row: &Row) -> String {
-    let target = row.program.attach.target();
+    let target = row.need.program.attach.target();
     let attach = if target.is_empty() {
-        row.program.section.clone()
+        row.need.program.section.clone()
     } else {
-        format!("{} {target}", row.program.attach.kind())
+        format!("{} {target}", row.need.program.attach.kind())
     };
-    format!("{}/{} ({attach})", row.probe, row.program.name)
+    format!("{}/{} ({attach})", row.probe, row.need.program.name)
 }
 
 /// Each distinct reason of a row with the kernels it holds for, in kernel order of first appearance.
-fn grouped_reasons<'m>(matrix: &'m Matrix, cells: &'m [Cell]) -> Vec<(Status, &'m str, Vec<&'m str>)> {
+fn grouped_reasons<'m>(
+    matrix: &'m Matrix,
+    cells: &'m [Cell],
+) -> Vec<(Status, &'m str, Vec<&'m str>)> {
     let mut groups: Vec<(Status, &str, Vec<&str>)> = Vec::new();
     for (kernel, cell) in matrix.kernels.iter().zip(cells) {
         for (status, reason) in &cell.reasons {
-            match groups.iter_mut().find(|(s, r, _)| s == status && r == reason) {
+            match groups
+                .iter_mut()
+                .find(|(s, r, _)| s == status && r == reason)
+            {
                 Some(group) => group.2.push(&kernel.label),
                 None => groups.push((*status, reason, vec![&kernel.label])),
             }
@@ -130,7 +140,9 @@ pub fn json(matrix: &Matrix) -> String {
         .kernels
         .iter()
         .map(|k| match &k.source {
-            KernelSource::Running => json!({"label": k.label, "source": "running", "path": super::RUNNING_BTF}),
+            KernelSource::Running => {
+                json!({"label": k.label, "source": "running", "path": RUNNING_BTF})
+            }
             KernelSource::File(path) => json!({"label": k.label, "source": "file", "path": path}),
         })
         .collect();
@@ -142,9 +154,9 @@ pub fn json(matrix: &Matrix) -> String {
             json!({
                 "probe": row.probe,
                 "object": row.object,
-                "program": row.program.name,
-                "section": row.program.section,
-                "attach": {"kind": row.program.attach.kind(), "target": row.program.attach.target()},
+                "program": row.need.program.name,
+                "section": row.need.program.section,
+                "attach": {"kind": row.need.program.attach.kind(), "target": row.need.program.attach.target()},
                 "required": row.optional.is_none(),
                 "optional_reason": row.optional,
                 "this_machine": row.on_this_machine.as_ref().map(cell),

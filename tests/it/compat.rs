@@ -93,13 +93,17 @@ fn the_running_kernel_names_missing_and_compiler_renamed_kprobe_targets() {
         return;
     }
     let isra = isra_only_function();
-    if !require("a kernel function that exists only as NAME.isra.0", isra.is_some()) {
+    if !require(
+        "a kernel function that exists only as NAME.isra.0",
+        isra.is_some(),
+    ) {
         return;
     }
     let isra = isra.unwrap();
     let ws = targets_probe("tcp_sendmsgg", &isra);
     let done = ws.cmd(&["compat", "--json"]).failure();
-    let json: Value = serde_json::from_str(&done.stdout()).unwrap_or_else(|e| panic!("{e}\n{}", done.report()));
+    let json: Value =
+        serde_json::from_str(&done.stdout()).unwrap_or_else(|e| panic!("{e}\n{}", done.report()));
     assert_eq!(json["version"], 1);
     assert_eq!(json["kernels"].as_array().unwrap().len(), 1);
     assert_eq!(json["kernels"][0]["source"], "running");
@@ -109,7 +113,10 @@ fn the_running_kernel_names_missing_and_compiler_renamed_kprobe_targets() {
     assert_eq!(missing["status"], "fail", "{json:#}");
     let text = reasons(missing);
     assert!(text.contains("no function `tcp_sendmsgg`"), "{text}");
-    assert!(text.contains("`tcp_sendmsg`"), "nearest name missing: {text}");
+    assert!(
+        text.contains("`tcp_sendmsg`"),
+        "nearest name missing: {text}"
+    );
 
     let renamed = &program_entry(&json, "renamed_fn")["kernels"][0];
     assert_eq!(renamed["status"], "fail", "{json:#}");
@@ -159,11 +166,10 @@ fn btf_files_are_columns_and_a_missing_core_field_is_named_there() {
     if !require_running_kernel_facts() {
         return;
     }
-    let ws = targets_probe("tcp_sendmsg", "tcp_sendmsg")
-        .file(
-            "probes/targets/probe.toml",
-            "[compat_optional]\nmissing_fn = \"kprobes\"\nrenamed_fn = \"kprobes\"\n",
-        );
+    let ws = targets_probe("tcp_sendmsg", "tcp_sendmsg").file(
+        "probes/targets/probe.toml",
+        "[compat_optional]\nmissing_fn = \"kprobes\"\nrenamed_fn = \"kprobes\"\n",
+    );
     let kernels = tempfile::tempdir().unwrap();
     let old = fake_kernel(kernels.path(), "5.10.0-old", "int pid; int tgid;");
     let renamed = fake_kernel(kernels.path(), "6.99.0-renamed", "int pid; int tgid_v2;");
@@ -176,7 +182,8 @@ fn btf_files_are_columns_and_a_missing_core_field_is_named_there() {
         renamed.to_str().unwrap(),
     ];
     let done = ws.cmd(&args).failure();
-    let json: Value = serde_json::from_str(&done.stdout()).unwrap_or_else(|e| panic!("{e}\n{}", done.report()));
+    let json: Value =
+        serde_json::from_str(&done.stdout()).unwrap_or_else(|e| panic!("{e}\n{}", done.report()));
     let labels: Vec<&str> = json["kernels"]
         .as_array()
         .unwrap()
@@ -201,17 +208,38 @@ fn btf_files_are_columns_and_a_missing_core_field_is_named_there() {
     );
     // The tracepoint of a syscall is there in both files (their BTF has the syscall's function).
     let kill_tp = program_entry(&json, "kill_tp");
-    assert!(kill_tp["kernels"].as_array().unwrap().iter().all(|c| c["status"] == "ok"), "{kill_tp:#}");
+    assert!(
+        kill_tp["kernels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["status"] == "ok"),
+        "{kill_tp:#}"
+    );
     // Optional programs are reported but do not fail the command.
     assert_eq!(program_entry(&json, "missing_fn")["required"], false);
     assert_eq!(json["failures"], 1);
 
     // The text matrix has a column per kernel and names the field under the row.
-    let done = ws.cmd(&args[..1].iter().chain(&args[2..]).copied().collect::<Vec<_>>()).failure();
+    let done = ws
+        .cmd(
+            &args[..1]
+                .iter()
+                .chain(&args[2..])
+                .copied()
+                .collect::<Vec<_>>(),
+        )
+        .failure();
     let out = done.stdout();
     let header = out.lines().nth(1).unwrap();
-    assert!(header.contains("5.10.0-old.btf.o") && header.contains("6.99.0-renamed.btf.o"), "{out}");
-    assert!(out.contains("✘ on 6.99.0-renamed.btf.o: `struct task_struct` has no field `tgid`"), "{out}");
+    assert!(
+        header.contains("5.10.0-old.btf.o") && header.contains("6.99.0-renamed.btf.o"),
+        "{out}"
+    );
+    assert!(
+        out.contains("✘ on 6.99.0-renamed.btf.o: `struct task_struct` has no field `tgid`"),
+        "{out}"
+    );
 
     // Marked optional, the same result passes.
     let ws = ws.file(
@@ -249,7 +277,11 @@ fn a_directory_of_kernels_is_searched_and_bad_input_is_named() {
         .failure()
         .stderr_contains("holds no BTF file");
     let not_btf = empty.path().join("junk.btf");
-    std::fs::write(&not_btf, [0x9fu8, 0xeb, 1, 0, 24, 0, 0, 0, 0xff, 0xff, 0, 0]).unwrap();
+    std::fs::write(
+        &not_btf,
+        [0x9fu8, 0xeb, 1, 0, 24, 0, 0, 0, 0xff, 0xff, 0, 0],
+    )
+    .unwrap();
     ws.cmd(&["compat", "--no-running", "--kernel"])
         .arg(&not_btf)
         .failure()

@@ -12,6 +12,8 @@ use anyhow::{bail, Result};
 use crate::btf::{self, Btf, BtfFile, Kind};
 
 pub const RUNNING_BTF: &str = "/sys/kernel/btf/vmlinux";
+/// Present when the kernel has kprobes.
+pub const KPROBE_EVENT_SOURCE: &str = "/sys/bus/event_source/devices/kprobe";
 /// A BTFHub-style tree is a few directory levels deep (`distro/version/arch/release.btf`).
 const MAX_DIR_DEPTH: usize = 6;
 const MAX_KERNELS: usize = 10_000;
@@ -40,9 +42,8 @@ pub fn kernels(paths: &[PathBuf], running: bool) -> Result<Vec<KernelSpec>> {
         });
     }
     for path in paths {
-        let metadata = std::fs::metadata(path).map_err(|e| {
-            anyhow::anyhow!("cannot read the kernel BTF `{}`: {e}", path.display())
-        })?;
+        let metadata = std::fs::metadata(path)
+            .map_err(|e| anyhow::anyhow!("cannot read the kernel BTF `{}`: {e}", path.display()))?;
         if metadata.is_dir() {
             let mut found = Vec::new();
             collect_btf_files(path, 0, &mut found)?;
@@ -95,7 +96,9 @@ fn collect_btf_files(dir: &Path, depth: usize, found: &mut Vec<PathBuf>) -> Resu
     for entry in entries.flatten() {
         let path = entry.path();
         // Links are not followed: a directory tree of kernels is searched as it is.
-        let Ok(kind) = entry.file_type() else { continue };
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
         if kind.is_dir() {
             collect_btf_files(&path, depth + 1, found)?;
         } else if kind.is_file() && BtfFile::looks_like(&path) {
@@ -149,20 +152,27 @@ impl Running {
         Running {
             functions,
             events: tracefs_events(),
-            kprobes: Path::new("/sys/bus/event_source/devices/kprobe").exists(),
+            kprobes: Path::new(KPROBE_EVENT_SOURCE).exists(),
         }
     }
 }
 
 fn tracefs_events() -> Option<BTreeSet<String>> {
-    let dir = ["/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events"]
-        .iter()
-        .map(Path::new)
-        .find(|d| d.is_dir())?;
+    let dir = [
+        "/sys/kernel/tracing/events",
+        "/sys/kernel/debug/tracing/events",
+    ]
+    .iter()
+    .map(Path::new)
+    .find(|d| d.is_dir())?;
     let mut events = BTreeSet::new();
     for category in std::fs::read_dir(dir).ok()?.flatten() {
         let category_name = category.file_name().to_string_lossy().into_owned();
-        for event in std::fs::read_dir(category.path()).into_iter().flatten().flatten() {
+        for event in std::fs::read_dir(category.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             if event.path().is_dir() {
                 events.insert(format!(
                     "{category_name}/{}",
@@ -215,7 +225,8 @@ impl<'a> KernelIndex<'a> {
                     }
                     _ => {}
                 }
-                if matches!(ty.kind, Kind::Typedef | Kind::Struct) && wanted.trace_types.contains(name)
+                if matches!(ty.kind, Kind::Typedef | Kind::Struct)
+                    && wanted.trace_types.contains(name)
                 {
                     index.trace_types.insert(name);
                 }

@@ -363,7 +363,9 @@ fn attribute_kernel_symbols(
             } else {
                 ranges
                     .iter()
-                    .filter(|(section, start, end, _)| section == name && (*start..*end).contains(&offset))
+                    .filter(|(section, start, end, _)| {
+                        section == name && (*start..*end).contains(&offset)
+                    })
                     .map(|(.., index)| *index)
                     .collect()
             };

@@ -89,10 +89,16 @@ pub fn syscall_functions(name: &str) -> [String; 6] {
 
 /// `__x64_sys_kill` → `syscalls/sys_enter_kill`: the tracepoint that sees the same calls as a syscall kprobe.
 pub fn tracepoint_alternative(function: &str) -> Option<String> {
-    ["__x64_sys_", "__arm64_sys_", "__riscv_sys_", "__se_sys_", "__do_sys_"]
-        .iter()
-        .find_map(|prefix| function.strip_prefix(prefix))
-        .map(|call| format!("syscalls/sys_enter_{call}"))
+    [
+        "__x64_sys_",
+        "__arm64_sys_",
+        "__riscv_sys_",
+        "__se_sys_",
+        "__do_sys_",
+    ]
+    .iter()
+    .find_map(|prefix| function.strip_prefix(prefix))
+    .map(|call| format!("syscalls/sys_enter_{call}"))
 }
 
 fn has_function(kernel: &KernelIndex, name: &str) -> bool {
@@ -121,10 +127,15 @@ fn attach(target: &Attach, kernel: &KernelIndex, cell: &mut Cell) {
             }
         }
         Attach::Syscall { name } => {
-            if !syscall_functions(name).iter().any(|f| has_function(kernel, f)) {
+            if !syscall_functions(name)
+                .iter()
+                .any(|f| has_function(kernel, f))
+            {
                 cell.add(
                     Status::Fail,
-                    format!("the kernel has no system call `{name}` (no `__*_sys_{name}` function)"),
+                    format!(
+                        "the kernel has no system call `{name}` (no `__*_sys_{name}` function)"
+                    ),
                 );
             }
         }
@@ -132,7 +143,9 @@ fn attach(target: &Attach, kernel: &KernelIndex, cell: &mut Cell) {
             if kernel.btf.is_none() {
                 cell.add(
                     Status::Fail,
-                    format!("`{function}` is resolved in the kernel's BTF, and this kernel has none"),
+                    format!(
+                        "`{function}` is resolved in the kernel's BTF, and this kernel has none"
+                    ),
                 );
             } else if !kernel.functions.contains(function.as_str()) {
                 cell.add(
@@ -164,7 +177,10 @@ fn attach(target: &Attach, kernel: &KernelIndex, cell: &mut Cell) {
                     );
                 }
             } else if !tracepoint_in_btf(category, name, kernel) {
-                cell.add(Status::Fail, missing_tracepoint(&format!("{category}/{name}"), name, kernel));
+                cell.add(
+                    Status::Fail,
+                    missing_tracepoint(&format!("{category}/{name}"), name, kernel),
+                );
             }
         }
         Attach::RawTracepoint { name } => {
@@ -177,7 +193,10 @@ fn attach(target: &Attach, kernel: &KernelIndex, cell: &mut Cell) {
             }
         }
         Attach::TpBtf { name } => {
-            if !kernel.trace_types.contains(format!("btf_trace_{name}").as_str()) {
+            if !kernel
+                .trace_types
+                .contains(format!("btf_trace_{name}").as_str())
+            {
                 cell.add(Status::Fail, missing_tracepoint(name, name, kernel));
             }
         }
@@ -192,11 +211,17 @@ fn tracepoint_in_btf(category: &str, name: &str, kernel: &KernelIndex) -> bool {
             .strip_prefix("sys_enter_")
             .or_else(|| name.strip_prefix("sys_exit_"))
         {
-            return syscall_functions(call).iter().any(|f| kernel.functions.contains(f.as_str()));
+            return syscall_functions(call)
+                .iter()
+                .any(|f| kernel.functions.contains(f.as_str()));
         }
     }
-    kernel.trace_types.contains(format!("btf_trace_{name}").as_str())
-        || kernel.trace_types.contains(format!("trace_event_raw_{name}").as_str())
+    kernel
+        .trace_types
+        .contains(format!("btf_trace_{name}").as_str())
+        || kernel
+            .trace_types
+            .contains(format!("trace_event_raw_{name}").as_str())
 }
 
 fn missing_tracepoint(shown: &str, name: &str, kernel: &KernelIndex) -> String {
@@ -259,7 +284,11 @@ fn kernel_symbol(symbol: &KernelSymbolNeed, kernel: &KernelIndex, cell: &mut Cel
     if found {
         return;
     }
-    let what = if symbol.is_function { "kfunc" } else { "kernel variable (ksym)" };
+    let what = if symbol.is_function {
+        "kfunc"
+    } else {
+        "kernel variable (ksym)"
+    };
     if symbol.weak {
         cell.add(
             Status::Warn,
@@ -270,7 +299,11 @@ fn kernel_symbol(symbol: &KernelSymbolNeed, kernel: &KernelIndex, cell: &mut Cel
             ),
         );
     } else {
-        let names: &[&str] = if symbol.is_function { kernel.all_functions() } else { &[] };
+        let names: &[&str] = if symbol.is_function {
+            kernel.all_functions()
+        } else {
+            &[]
+        };
         cell.add(
             Status::Fail,
             format!(
