@@ -17,7 +17,7 @@ use crate::cli::{
 use crate::core::probe::Userland;
 use crate::core::selection;
 use crate::core::workspace::Workspace;
-use crate::generate::{self, GenOptions};
+use crate::generate::{self, BtfSource, GenOptions};
 use crate::install::{self, InstallDirs};
 use crate::kernel;
 use crate::kernel::KERNEL_BTF;
@@ -92,6 +92,9 @@ impl Request {
         if cli.gen {
             plan.gen = Some(GenArgs {
                 btf: cli.btf,
+                vmlinux: cli.vmlinux,
+                kernel_package: cli.kernel_package,
+                arch: cli.arch.clone(),
                 kernel_release: cli.kernel_release,
             });
         }
@@ -329,16 +332,18 @@ pub fn run(request: Request) -> Result<()> {
         crate::clean::clean(&workspace, probes)?;
     }
     if let Some(args) = &request.gen {
-        let kernel_release = match &args.kernel_release {
-            Some(r) => r.clone(),
-            None => kernel::release()?,
+        let source = match (&args.vmlinux, &args.kernel_package, &args.btf) {
+            (Some(vmlinux), _, _) => BtfSource::Vmlinux(vmlinux.clone()),
+            (None, Some(release), _) => BtfSource::KernelPackage(release.clone()),
+            (None, None, btf) => BtfSource::Btf(
+                btf.clone()
+                    .unwrap_or_else(|| Path::new(KERNEL_BTF).to_path_buf()),
+            ),
         };
         let options = GenOptions {
-            btf: args
-                .btf
-                .clone()
-                .unwrap_or_else(|| Path::new(KERNEL_BTF).to_path_buf()),
-            kernel_release,
+            source,
+            kernel_release: args.kernel_release.clone(),
+            arch: args.arch.clone(),
         };
         let header = generate::generate_header(&workspace, &options)?;
         eprintln!(
