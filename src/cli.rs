@@ -336,6 +336,10 @@ pub struct BuildArgs {
     /// After a successful build, load every program built into the kernel's verifier (see `verify`)
     #[arg(long)]
     pub verify: bool,
+    /// Build BPF objects for ARCH (x86_64, aarch64, riscv64) into .output/<ARCH>/ against
+    /// include/linux_<release>.<ARCH>.h (made by `gen --arch`); userland is skipped
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]

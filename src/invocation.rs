@@ -105,6 +105,7 @@ impl Request {
                 jobs: cli.jobs,
                 message_format: cli.message_format,
                 verify: cli.verify,
+                arch: cli.arch,
             });
         }
         if cli.install {
@@ -345,12 +346,21 @@ pub fn run(request: Request) -> Result<()> {
             kernel_release: args.kernel_release.clone(),
             arch: args.arch.clone(),
         };
-        let header = generate::generate_header(&workspace, &options)?;
-        eprintln!(
-            "   Generated {} (vmlinux.h → {})",
-            header.display(),
-            header.file_name().unwrap_or_default().to_string_lossy()
-        );
+        let generated = generate::generate_header(&workspace, &options)?;
+        let name = generated
+            .header
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        if generated.linked {
+            eprintln!(
+                "   Generated {} (vmlinux.h → {name})",
+                generated.header.display()
+            );
+        } else {
+            eprintln!("   Generated {}", generated.header.display());
+        }
     }
     let build_options = |debug: bool,
                          jobs: Option<usize>,
@@ -383,9 +393,19 @@ pub fn run(request: Request) -> Result<()> {
     if let Some(args) = &request.build {
         let selection = selection::select(&workspace, &args.probes, &environment.exclude)?;
         let options = build_options(args.debug, args.jobs, args.message_format)?;
-        build::build(&workspace, &selection, &options)?;
-        if args.verify {
-            verify::verify(&workspace, &selection, &verify_options(&options))?;
+        if let Some(arch) = &args.arch {
+            let arch = generate::normalize_arch(arch).with_context(|| {
+                format!("unknown architecture `{arch}` for --arch (use x86_64, aarch64 or riscv64)")
+            })?;
+            if args.verify {
+                bail!("--verify loads programs into this kernel; it cannot check objects built with --arch {arch}");
+            }
+            build::cross::build_for_arch(&workspace, &selection, &options, arch)?;
+        } else {
+            build::build(&workspace, &selection, &options)?;
+            if args.verify {
+                verify::verify(&workspace, &selection, &verify_options(&options))?;
+            }
         }
     }
     if let Some(probes) = &request.verify {

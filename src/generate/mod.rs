@@ -45,7 +45,13 @@ pub struct GenOptions {
 /// How long bpftool may take to dump one BTF (a few hundred ms for a whole kernel).
 const DUMP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
-pub fn generate_header(workspace: &Workspace, options: &GenOptions) -> Result<PathBuf> {
+/// The header written, and whether `vmlinux.h` now links to it (not for another architecture's header).
+pub struct Generated {
+    pub header: PathBuf,
+    pub linked: bool,
+}
+
+pub fn generate_header(workspace: &Workspace, options: &GenOptions) -> Result<Generated> {
     let mut arch = match options.arch.as_deref() {
         Some(given) => Some(normalize_arch(given).with_context(|| {
             format!("unknown architecture `{given}` for --arch (use x86_64, aarch64 or riscv64)")
@@ -89,7 +95,10 @@ pub fn generate_header(workspace: &Workspace, options: &GenOptions) -> Result<Pa
     paths::remove_abandoned_temp_files(include);
     dump_header(workspace, &btf, &target)?;
     if arch.is_some() {
-        return Ok(target);
+        return Ok(Generated {
+            header: target,
+            linked: false,
+        });
     }
     let link = include.join("vmlinux.h");
     let is_regular_file = std::fs::symlink_metadata(&link).is_ok_and(|m| m.file_type().is_file());
@@ -100,10 +109,16 @@ pub fn generate_header(workspace: &Workspace, options: &GenOptions) -> Result<Pa
              uses; to build with the new header, include `{name}` from it, or move it away and run `-g` again",
             link.display(),
         );
-    } else {
-        paths::symlink_atomic(Path::new(&name), &link)?;
+        return Ok(Generated {
+            header: target,
+            linked: false,
+        });
     }
-    Ok(target)
+    paths::symlink_atomic(Path::new(&name), &link)?;
+    Ok(Generated {
+        header: target,
+        linked: true,
+    })
 }
 
 fn check_btf_file(btf: &Path, release: &str) -> Result<()> {

@@ -18,7 +18,13 @@ const SUBCOMMANDS: &[(&str, &str, &[&str])] = &[
     (
         "gen",
         "Usage: ebpf-probe gen [OPTIONS]",
-        &["--btf", "--kernel-release"],
+        &[
+            "--btf",
+            "--vmlinux",
+            "--kernel-package",
+            "--arch",
+            "--kernel-release",
+        ],
     ),
     (
         "build",
@@ -30,6 +36,7 @@ const SUBCOMMANDS: &[(&str, &str, &[&str])] = &[
             "--jobs",
             "--message-format",
             "--verify",
+            "--arch",
         ],
     ),
     ("clean", "Usage: ebpf-probe clean [OPTIONS] [PROBE]...", &[]),
@@ -95,7 +102,10 @@ const TOP_LEVEL: &[&str] = &[
     "-g",
     "--gen",
     "--btf",
+    "--vmlinux",
+    "--kernel-package",
     "--kernel-release",
+    "--arch",
     "-b",
     "--build",
     "-d",

@@ -133,7 +133,7 @@ pub fn kernel_elf_with_dwarf(compiler: &[&str], out: &std::path::Path) {
 }
 
 /// The DWARF route needs gcc, pahole (installed by `--check --fix`, see the README) and the build tools.
-fn require_dwarf_tools() -> bool {
+pub fn require_dwarf_tools() -> bool {
     require_build_tools()
         && require("gcc", has_program("gcc"))
         && require(
