@@ -16,6 +16,9 @@ Examples:
   ebpf-probe -b --verify             build, then run every program through this kernel's verifier
   ebpf-probe check --json            environment facts for scripts
   ebpf-probe gen --btf 5.10.btf --kernel-release 5.10.0-60.18.0.50.oe2203.x86_64
+  ebpf-probe -g --vmlinux /usr/lib/debug/lib/modules/R/vmlinux   header from DWARF (pahole), named from its banner
+  ebpf-probe -g --kernel-package                                  this kernel's debuginfo package → header
+  ebpf-probe -g --btf arm64.btf --arch aarch64 -b --arch aarch64  linux_<R>.aarch64.h → .output/aarch64/
 
 Environment:
   CLANG, LLVM_STRIP, BPFTOOL, CC, CXX  use these programs instead of searching PATH
