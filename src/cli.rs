@@ -17,6 +17,9 @@ Examples:
   ebpf-probe compat --kernel btfs/   check attach targets and CO-RE of every program against many kernels
   ebpf-probe check --json            environment facts for scripts
   ebpf-probe gen --btf 5.10.btf --kernel-release 5.10.0-60.18.0.50.oe2203.x86_64
+  ebpf-probe -g --vmlinux /usr/lib/debug/lib/modules/R/vmlinux   header from DWARF (pahole), named from its banner
+  ebpf-probe -g --kernel-package                                  this kernel's debuginfo package → header
+  ebpf-probe -g --btf arm64.btf --arch aarch64 -b --arch aarch64  linux_<R>.aarch64.h → .output/aarch64/
 
 Environment:
   CLANG, LLVM_STRIP, BPFTOOL, CC, CXX  use these programs instead of searching PATH
@@ -89,6 +92,30 @@ pub struct Cli {
     )]
     pub btf: Option<PathBuf>,
 
+    /// With -g: read the types from a vmlinux (or any ELF): its .BTF, else its DWARF through `pahole -J`
+    /// (dwarves); the release comes from its banner unless --kernel-release names it
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "gen",
+        conflicts_with = "btf",
+        help_heading = "Actions (build.sh spellings)"
+    )]
+    pub vmlinux: Option<PathBuf>,
+
+    /// With -g: fetch the distro's kernel debug package for RELEASE (default: uname -r) and read its vmlinux
+    /// (kernel-debuginfo with dnf/yum and repo-config/openEuler.repo; linux-image-RELEASE-dbg/-dbgsym on
+    /// Debian/Ubuntu)
+    #[arg(
+        long,
+        value_name = "RELEASE",
+        num_args = 0..=1,
+        requires = "gen",
+        conflicts_with_all = ["btf", "vmlinux"],
+        help_heading = "Actions (build.sh spellings)"
+    )]
+    pub kernel_package: Option<Option<String>>,
+
     /// With -g: the kernel release the header is for (default: uname -r)
     #[arg(
         long,
@@ -97,6 +124,15 @@ pub struct Cli {
         help_heading = "Actions (build.sh spellings)"
     )]
     pub kernel_release: Option<String>,
+
+    /// With -g: write linux_<release>.<ARCH>.h for another architecture (x86_64, aarch64, riscv64), leaving
+    /// vmlinux.h alone; with -b: build BPF objects for ARCH into .output/<ARCH>/ against that header
+    #[arg(
+        long,
+        value_name = "ARCH",
+        help_heading = "Actions (build.sh spellings)"
+    )]
+    pub arch: Option<String>,
 
     /// Build the named probes, or all probes in probes/
     #[arg(short = 'b', long = "build", value_name = "PROBE", num_args = 0.., help_heading = "Actions (build.sh spellings)")]
@@ -282,6 +318,16 @@ pub struct GenArgs {
     /// Read BTF from FILE (raw BTF or an ELF with a .BTF section) instead of /sys/kernel/btf/vmlinux
     #[arg(long, value_name = "FILE")]
     pub btf: Option<PathBuf>,
+    /// Read the types from a vmlinux (or any ELF): its .BTF, else its DWARF through `pahole -J` (dwarves); the
+    /// release comes from its banner unless --kernel-release names it
+    #[arg(long, value_name = "FILE", conflicts_with = "btf")]
+    pub vmlinux: Option<PathBuf>,
+    /// Fetch the distro's kernel debug package for RELEASE (default: uname -r) and read its vmlinux
+    #[arg(long, value_name = "RELEASE", num_args = 0..=1, conflicts_with_all = ["btf", "vmlinux"])]
+    pub kernel_package: Option<Option<String>>,
+    /// Write linux_<release>.<ARCH>.h for another architecture (x86_64, aarch64, riscv64); vmlinux.h is left alone
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<String>,
     /// The kernel release the header is for; names include/linux_<RELEASE>.h (default: uname -r)
     #[arg(long, value_name = "RELEASE")]
     pub kernel_release: Option<String>,
@@ -305,6 +351,10 @@ pub struct BuildArgs {
     /// After a successful build, load every program built into the kernel's verifier (see `verify`)
     #[arg(long)]
     pub verify: bool,
+    /// Build BPF objects for ARCH (x86_64, aarch64, riscv64) into .output/<ARCH>/ against
+    /// include/linux_<release>.<ARCH>.h (made by `gen --arch`); userland is skipped
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]

@@ -18,7 +18,7 @@ use crate::compat::{self, CompatOptions};
 use crate::core::probe::Userland;
 use crate::core::selection;
 use crate::core::workspace::Workspace;
-use crate::generate::{self, GenOptions};
+use crate::generate::{self, BtfSource, GenOptions};
 use crate::install::{self, InstallDirs};
 use crate::kernel;
 use crate::kernel::KERNEL_BTF;
@@ -95,6 +95,9 @@ impl Request {
         if cli.gen {
             plan.gen = Some(GenArgs {
                 btf: cli.btf,
+                vmlinux: cli.vmlinux,
+                kernel_package: cli.kernel_package,
+                arch: cli.arch.clone(),
                 kernel_release: cli.kernel_release,
             });
         }
@@ -105,6 +108,7 @@ impl Request {
                 jobs: cli.jobs,
                 message_format: cli.message_format,
                 verify: cli.verify,
+                arch: cli.arch,
             });
         }
         if cli.install {
@@ -365,23 +369,34 @@ pub fn run(request: Request) -> Result<()> {
         crate::clean::clean(&workspace, probes)?;
     }
     if let Some(args) = &request.gen {
-        let kernel_release = match &args.kernel_release {
-            Some(r) => r.clone(),
-            None => kernel::release()?,
+        let source = match (&args.vmlinux, &args.kernel_package, &args.btf) {
+            (Some(vmlinux), _, _) => BtfSource::Vmlinux(vmlinux.clone()),
+            (None, Some(release), _) => BtfSource::KernelPackage(release.clone()),
+            (None, None, btf) => BtfSource::Btf(
+                btf.clone()
+                    .unwrap_or_else(|| Path::new(KERNEL_BTF).to_path_buf()),
+            ),
         };
         let options = GenOptions {
-            btf: args
-                .btf
-                .clone()
-                .unwrap_or_else(|| Path::new(KERNEL_BTF).to_path_buf()),
-            kernel_release,
+            source,
+            kernel_release: args.kernel_release.clone(),
+            arch: args.arch.clone(),
         };
-        let header = generate::generate_header(&workspace, &options)?;
-        eprintln!(
-            "   Generated {} (vmlinux.h → {})",
-            header.display(),
-            header.file_name().unwrap_or_default().to_string_lossy()
-        );
+        let generated = generate::generate_header(&workspace, &options)?;
+        let name = generated
+            .header
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        if generated.linked {
+            eprintln!(
+                "   Generated {} (vmlinux.h → {name})",
+                generated.header.display()
+            );
+        } else {
+            eprintln!("   Generated {}", generated.header.display());
+        }
     }
     let build_options = |debug: bool,
                          jobs: Option<usize>,
@@ -414,10 +429,20 @@ pub fn run(request: Request) -> Result<()> {
     if let Some(args) = &request.build {
         let selection = selection::select(&workspace, &args.probes, &environment.exclude)?;
         let options = build_options(args.debug, args.jobs, args.message_format)?;
-        build::build(&workspace, &selection, &options)?;
-        warn_about_attach_kinds_missing_here(&workspace, &selection, &options.kernel_release);
-        if args.verify {
-            verify::verify(&workspace, &selection, &verify_options(&options))?;
+        if let Some(arch) = &args.arch {
+            let arch = generate::normalize_arch(arch).with_context(|| {
+                format!("unknown architecture `{arch}` for --arch (use x86_64, aarch64 or riscv64)")
+            })?;
+            if args.verify {
+                bail!("--verify loads programs into this kernel; it cannot check objects built with --arch {arch}");
+            }
+            build::cross::build_for_arch(&workspace, &selection, &options, arch)?;
+        } else {
+            build::build(&workspace, &selection, &options)?;
+            warn_about_attach_kinds_missing_here(&workspace, &selection, &options.kernel_release);
+            if args.verify {
+                verify::verify(&workspace, &selection, &verify_options(&options))?;
+            }
         }
     }
     if let Some(probes) = &request.verify {

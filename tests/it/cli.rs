@@ -18,7 +18,13 @@ const SUBCOMMANDS: &[(&str, &str, &[&str])] = &[
     (
         "gen",
         "Usage: ebpf-probe gen [OPTIONS]",
-        &["--btf", "--kernel-release"],
+        &[
+            "--btf",
+            "--vmlinux",
+            "--kernel-package",
+            "--arch",
+            "--kernel-release",
+        ],
     ),
     (
         "build",
@@ -30,6 +36,7 @@ const SUBCOMMANDS: &[(&str, &str, &[&str])] = &[
             "--jobs",
             "--message-format",
             "--verify",
+            "--arch",
         ],
     ),
     ("clean", "Usage: ebpf-probe clean [OPTIONS] [PROBE]...", &[]),
@@ -37,6 +44,11 @@ const SUBCOMMANDS: &[(&str, &str, &[&str])] = &[
         "verify",
         "Usage: ebpf-probe verify [OPTIONS] [PROBE]...",
         &[],
+    ),
+    (
+        "compat",
+        "Usage: ebpf-probe compat [OPTIONS] [PROBE]...",
+        &["--kernel", "--no-running", "--json", "-j", "--jobs"],
     ),
     (
         "install",
@@ -51,7 +63,7 @@ const SUBCOMMANDS: &[(&str, &str, &[&str])] = &[
     (
         "new",
         "Usage: ebpf-probe new [OPTIONS] <NAME>",
-        &["--userland", "--attach", "--binary"],
+        &["--userland", "--attach", "--binary", "--force"],
     ),
     ("init", "Usage: ebpf-probe init [OPTIONS] <DIR>", &[]),
     (
@@ -95,7 +107,10 @@ const TOP_LEVEL: &[&str] = &[
     "-g",
     "--gen",
     "--btf",
+    "--vmlinux",
+    "--kernel-package",
     "--kernel-release",
+    "--arch",
     "-b",
     "--build",
     "-d",
