@@ -99,6 +99,8 @@ pub struct Type<'a> {
     pub name: &'a str,
     /// `vlen`: members, enumerators, parameters; for a FUNC, its linkage (0 static, 1 global, 2 extern).
     pub vlen: u16,
+    /// For a FWD: a union (else a struct).
+    pub kind_flag: bool,
     /// `size` (ints, structs, enums, datasecs) or `type` (everything that refers to one other type).
     pub size_or_type: u32,
     tail: usize,
@@ -183,6 +185,7 @@ impl<'a> Btf<'a> {
                 kind,
                 name: btf.string(name_off)?,
                 vlen,
+                kind_flag: info >> 31 == 1,
                 size_or_type,
                 tail,
             });
@@ -251,6 +254,31 @@ impl<'a> Btf<'a> {
     /// An array's element type id.
     pub fn array_element(&self, ty: &Type) -> Option<u32> {
         (ty.kind == Kind::Array).then(|| self.tail_u32(ty, 0))
+    }
+
+    /// A FUNC_PROTO's parameters as (name, type id); a last parameter of type 0 is `...`.
+    pub fn params(&self, ty: &Type<'a>) -> Vec<(&'a str, u32)> {
+        if ty.kind != Kind::FuncProto {
+            return Vec::new();
+        }
+        (0..ty.vlen as usize)
+            .map(|i| {
+                (
+                    self.string(self.tail_u32(ty, 2 * i)).unwrap_or(""),
+                    self.tail_u32(ty, 2 * i + 1),
+                )
+            })
+            .collect()
+    }
+
+    /// An array's element count.
+    pub fn array_len(&self, ty: &Type) -> Option<u32> {
+        (ty.kind == Kind::Array).then(|| self.tail_u32(ty, 2))
+    }
+
+    /// A DECL_TAG's component index: -1 when it tags the type itself, else a member or parameter.
+    pub fn decl_tag_component(&self, ty: &Type) -> Option<i32> {
+        (ty.kind == Kind::DeclTag).then(|| self.tail_u32(ty, 0) as i32)
     }
 
     /// A VAR's linkage.

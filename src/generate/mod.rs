@@ -4,6 +4,7 @@
 
 mod elf;
 pub mod kernel_package;
+mod kfuncs;
 mod pahole;
 mod stream;
 
@@ -235,9 +236,25 @@ fn dump_header(workspace: &Workspace, btf: &Path, target: &Path) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}; {}", install_hint("bpftool")))?;
     let macros = sdk_macros(&workspace.layout.include_dirs);
     let mut temp = paths::open_temp_file_beside(target)?;
+    // The kfunc declarations come from our own reading of the BTF, on another thread while bpftool dumps.
+    let (sender, receiver) = std::sync::mpsc::channel::<(String, usize)>();
+    let btf_path = btf.to_path_buf();
+    std::thread::spawn(move || {
+        let prototypes = crate::btf::BtfFile::read(&btf_path)
+            .and_then(|file| Ok(kfuncs::prototypes(&file.btf()?)))
+            .unwrap_or_default();
+        let _ = sender.send(prototypes);
+    });
+    let skipped = std::cell::Cell::new(0);
+    let prototypes = || {
+        let (text, not_written) = receiver.recv().unwrap_or_default();
+        skipped.set(not_written);
+        text
+    };
     let rewrite = stream::Rewrite {
         ext_def: workspace.layout.ext_def,
         sdk_macros: &macros,
+        kfunc_prototypes: &prototypes,
     };
     let done = Cmd::new(&bpftool)
         .args(["btf", "dump", "file"])
@@ -253,6 +270,16 @@ fn dump_header(workspace: &Workspace, btf: &Path, target: &Path) -> Result<()> {
                 btf.display()
             )
         })?;
+    if skipped.get() > 0 {
+        eprintln!(
+            "note: {} kfunc{} of the kernel's BTF could not be declared in C (a parameter of an anonymous type); \
+             declare {} yourself with __ksym if a program calls {}",
+            skipped.get(),
+            if skipped.get() == 1 { "" } else { "s" },
+            if skipped.get() == 1 { "it" } else { "them" },
+            if skipped.get() == 1 { "it" } else { "one" },
+        );
+    }
     if !done.guarded.is_empty() {
         eprintln!(
             "note: {} enumerator{} of the kernel's BTF {} also #defined by the SDK headers; each is wrapped in \

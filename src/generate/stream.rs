@@ -12,6 +12,9 @@ pub struct Rewrite<'a> {
     pub ext_def: bool,
     /// Enumerators with these names are wrapped in `#ifndef NAME … #endif`.
     pub sdk_macros: &'a BTreeSet<String>,
+    /// Declarations put before the final `#endif` (the kfuncs), unless the dump has its own (newer bpftool's
+    /// `BPF_NO_KFUNC_PROTOTYPES` block); asked for at the end, so they can be made while bpftool dumps.
+    pub kfunc_prototypes: &'a dyn Fn() -> String,
 }
 
 /// What the rewrite did.
@@ -19,6 +22,8 @@ pub struct Rewrite<'a> {
 pub struct Rewritten {
     /// Enumerators wrapped, each once, in the order met.
     pub guarded: Vec<String>,
+    /// Whether `kfunc_prototypes` went in (bpftool wrote none of its own).
+    pub kfuncs_added: bool,
     pub bytes: u64,
 }
 
@@ -38,6 +43,7 @@ pub fn rewrite_header<W: Read + Write + Seek>(
     let mut last_endif: Option<u64> = None;
     let mut offset: u64 = 0;
     let mut ends_with_newline = true;
+    let mut bpftool_kfuncs = false;
     {
         let mut out = std::io::BufWriter::with_capacity(1 << 18, &mut *output);
         loop {
@@ -49,6 +55,9 @@ pub fn rewrite_header<W: Read + Write + Seek>(
                 break;
             }
             ends_with_newline = line.ends_with(b"\n");
+            if !bpftool_kfuncs && line.starts_with(b"#ifndef BPF_NO_KFUNC_PROTOTYPES") {
+                bpftool_kfuncs = true;
+            }
             if line.trim_ascii_start().starts_with(b"#endif") {
                 last_endif = Some(offset);
             }
@@ -77,7 +86,16 @@ pub fn rewrite_header<W: Read + Write + Seek>(
         }
         out.flush().context("failed to write the header")?;
     }
+    let mut insertion = Vec::new();
+    if !bpftool_kfuncs {
+        let prototypes = (rewrite.kfunc_prototypes)();
+        done.kfuncs_added = !prototypes.is_empty();
+        insertion.extend_from_slice(prototypes.as_bytes());
+    }
     if rewrite.ext_def {
+        insertion.extend_from_slice(EXT_DEF_INCLUDE);
+    }
+    if !insertion.is_empty() {
         let Some(at) = last_endif else {
             bail!("bpftool's dump does not look like a C header (no closing #endif)");
         };
@@ -96,9 +114,9 @@ pub fn rewrite_header<W: Read + Write + Seek>(
             .context("failed to seek in the header")?;
         // Longer than what it replaces, so nothing old is left past the end.
         output
-            .write_all(&[EXT_DEF_INCLUDE, &tail].concat())
+            .write_all(&[insertion.as_slice(), &tail].concat())
             .context("failed to write the header")?;
-        offset = at + (EXT_DEF_INCLUDE.len() + tail.len()) as u64;
+        offset = at + (insertion.len() + tail.len()) as u64;
     }
     done.bytes = offset;
     Ok(done)
@@ -137,6 +155,7 @@ mod tests {
             &Rewrite {
                 ext_def,
                 sdk_macros: &macros,
+                kfunc_prototypes: &String::new,
             },
         )?;
         let text = String::from_utf8(out.into_inner()).unwrap();

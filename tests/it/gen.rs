@@ -258,3 +258,90 @@ fn a_stripped_vmlinux_names_the_debuginfo_package_and_one_with_btf_skips_pahole(
         "the kernel's own types"
     );
 }
+
+/// A probe that calls kfuncs without declaring them: `bpf_task_from_pid` and `bpf_task_release`.
+const KFUNC_BPF: &str = r#"#define BPF_PROG_KERN
+#include "bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(kfunc_exec)
+{
+    struct task_struct *task = bpf_task_from_pid(1);
+    if (task) {
+        bpf_printk("init is %d", task->pid);
+        bpf_task_release(task);
+    }
+    return 0;
+}
+"#;
+
+#[test]
+fn the_header_declares_the_kernels_kfuncs_whatever_bpftool_writes() {
+    if !require_build_tools()
+        || !require(
+            "kernel BTF at /sys/kernel/btf/vmlinux",
+            std::path::Path::new("/sys/kernel/btf/vmlinux").exists(),
+        )
+    {
+        return;
+    }
+    let ws = Workspace::new()
+        .file("probes/kfuncs/kfuncs.bpf.c", KFUNC_BPF)
+        .file("probes/kfuncs/kfuncs.c", "int main(void) { return 0; }\n")
+        .gen();
+    let header =
+        std::fs::read_to_string(ws.path(&format!("include/linux_{}.h", release()))).unwrap();
+    // This kernel's BTF tags its kfuncs (pahole ≥ 1.26); bpftool 7.1 writes no declarations, we do.
+    let tagged = program("bpftool")
+        .args(["btf", "dump", "file", "/sys/kernel/btf/vmlinux"])
+        .success()
+        .stdout()
+        .contains("DECL_TAG 'bpf_kfunc'");
+    if !require("a kernel whose BTF tags kfuncs (bpf_kfunc)", tagged) {
+        return;
+    }
+    assert!(
+        header.contains("extern struct task_struct *bpf_task_from_pid(s32) __weak __ksym;"),
+        "no bpf_task_from_pid declaration"
+    );
+    assert_eq!(header.matches("#ifndef BPF_NO_KFUNC_PROTOTYPES").count(), 1);
+    // The declarations come before ext_def.h, at the end, inside the guard.
+    let kfuncs_at = header.find("#ifndef BPF_NO_KFUNC_PROTOTYPES").unwrap();
+    let ext_def_at = header.rfind("#include \"ext_def.h\"").unwrap();
+    assert!(kfuncs_at < ext_def_at);
+    ws.cmd(&["-b", "kfuncs"]).success();
+    // compat finds the kfunc on this kernel, and names it where a kernel lacks it.
+    let kernels = tempfile::tempdir().unwrap();
+    let fake = kernels.path().join("6.0.0-nokfunc.c");
+    std::fs::write(
+        &fake,
+        "typedef void (*btf_trace_sched_process_exec)(void *);\nbtf_trace_sched_process_exec keep;\n\
+         struct task_struct { int pid; };\nstruct task_struct *keep_task;\n",
+    )
+    .unwrap();
+    let object = kernels.path().join("6.0.0-nokfunc.btf");
+    program("clang")
+        .args(["-g", "-O2", "-target", "bpf", "-c"])
+        .arg(&fake)
+        .arg("-o")
+        .arg(&object)
+        .success();
+    // The header declares them __weak, so a kernel without one loads the object: ⚠, not ✘.
+    let done = ws
+        .cmd(&["compat", "kfuncs", "--kernel"])
+        .arg(&object)
+        .success();
+    let out = done.stdout();
+    assert!(
+        out.contains("⚠ on 6.0.0-nokfunc: the kernel has no kfunc `bpf_task_from_pid`"),
+        "{}",
+        done.report()
+    );
+    assert!(
+        !out.contains(&format!("on {}: the kernel has no kfunc", release())),
+        "{}",
+        done.report()
+    );
+}
