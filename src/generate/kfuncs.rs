@@ -144,7 +144,7 @@ fn declarator(btf: &Btf, id: u32, inner: &str, depth: usize) -> Option<String> {
                 declarator(
                     btf,
                     ty.size_or_type,
-                    &format!("{word} {inner}").trim_end().to_string(),
+                    format!("{word} {inner}").trim_end(),
                     depth + 1,
                 )
             } else {
