@@ -224,8 +224,8 @@ pub fn fetch_vmlinux(release: &str, mirror: Option<&DebugMirror>, work: &Path) -
     paths::create_dir_all(&root)?;
     let what_to_do = format!(
         "check that kernel {release} is one this archive has (`--kernel-package RELEASE` names another), set \
-         EBPF_PROBE_DEBUG_MIRROR to a mirror or snapshot of the archive that has it (snapshot.debian.org keeps \
-         Debian's old ones), or give the vmlinux with DWARF with `-g --vmlinux FILE`"
+         EBPF_PROBE_DEBUG_MIRROR to a mirror or snapshot of the archive that has it, or give the vmlinux with \
+         DWARF with `-g --vmlinux FILE`"
     );
     let vmlinux = match &route {
         Route::Apt {
