@@ -30,7 +30,9 @@ Environment:
   HTTPS_PROXY, NO_PROXY            proxy for downloading the pinned libbpf
   EBPF_PROBE_PCH=0                 parse the kernel header in every BPF compile instead of precompiling it once
   EBPF_PROBE_SAFE_DIRECTORIES      trust workspaces owned by another user: DIR[:DIR...] or *
-  EBPF_PROBE_SLOW_SECONDS=60       name a build step still running after this long (a hung tool)";
+  EBPF_PROBE_SLOW_SECONDS=60       name a build step still running after this long (a hung tool)
+  EBPF_PROBE_DEBUG_MIRROR=URL      -g --kernel-package downloads from this mirror of the distro's debug archive
+  EBPF_PROBE_DEBUG_MIRROR_UNSIGNED=1  the mirror's index is not signed with the distro's key (apt [trusted=yes])";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -104,8 +106,8 @@ pub struct Cli {
     pub vmlinux: Option<PathBuf>,
 
     /// With -g: fetch the distro's kernel debug package for RELEASE (default: uname -r) and read its vmlinux
-    /// (kernel-debuginfo with dnf/yum and repo-config/openEuler.repo; linux-image-RELEASE-dbg/-dbgsym on
-    /// Debian/Ubuntu)
+    /// (kernel-debuginfo with dnf and repo-config/openEuler.repo; linux-image-RELEASE-dbg/-dbgsym with apt-get on
+    /// Debian/Ubuntu; $EBPF_PROBE_DEBUG_MIRROR replaces the archive's URL); apt's/dnf's own progress is shown
     #[arg(
         long,
         value_name = "RELEASE",
@@ -323,6 +325,7 @@ pub struct GenArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "btf")]
     pub vmlinux: Option<PathBuf>,
     /// Fetch the distro's kernel debug package for RELEASE (default: uname -r) and read its vmlinux
+    /// ($EBPF_PROBE_DEBUG_MIRROR replaces the archive's URL); apt's/dnf's own progress is shown
     #[arg(long, value_name = "RELEASE", num_args = 0..=1, conflicts_with_all = ["btf", "vmlinux"])]
     pub kernel_package: Option<Option<String>>,
     /// Write linux_<release>.<ARCH>.h for another architecture (x86_64, aarch64, riscv64); vmlinux.h is left alone

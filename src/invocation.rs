@@ -53,6 +53,18 @@ pub struct Request {
 
 impl Request {
     pub fn from_cli(cli: Cli) -> Result<Request> {
+        // clap's `requires` takes one argument; --arch needs one of two.
+        if let Some(arch) = cli
+            .arch
+            .as_deref()
+            .filter(|_| !cli.gen && cli.build.is_none())
+        {
+            bail!(
+                "--arch {arch} does nothing on its own: it goes with -g (write that architecture's header, \
+                 `-g --btf FILE --arch {arch}`) or -b (build its BPF objects, `-b --arch {arch}`), or both; \
+                 the subcommands take it as `gen --arch` and `build --arch`"
+            );
+        }
         if cli.command.is_some() && !cli.action_flags().is_empty() {
             bail!(
                 "use either a subcommand or the build.sh-style flags ({}), not both",
@@ -161,6 +173,9 @@ struct Environment {
     precompile_header: bool,
     /// `EBPF_PROBE_SLOW_SECONDS`: after how long a running step is named as slow.
     slow_step: std::time::Duration,
+    /// `EBPF_PROBE_DEBUG_MIRROR` and `EBPF_PROBE_DEBUG_MIRROR_UNSIGNED`, unparsed: only `-g --kernel-package`
+    /// reads them, so a bad value stops only that.
+    debug_mirror: (Option<String>, Option<String>),
 }
 
 impl Environment {
@@ -201,6 +216,10 @@ impl Environment {
                 ),
                 None => std::time::Duration::from_secs(60),
             },
+            debug_mirror: (
+                env("EBPF_PROBE_DEBUG_MIRROR"),
+                env("EBPF_PROBE_DEBUG_MIRROR_UNSIGNED"),
+            ),
         })
     }
 
@@ -377,10 +396,18 @@ pub fn run(request: Request) -> Result<()> {
                     .unwrap_or_else(|| Path::new(KERNEL_BTF).to_path_buf()),
             ),
         };
+        let debug_mirror = match &source {
+            BtfSource::KernelPackage(_) => generate::kernel_package::DebugMirror::parse(
+                environment.debug_mirror.0.as_deref(),
+                environment.debug_mirror.1.as_deref(),
+            )?,
+            _ => None,
+        };
         let options = GenOptions {
             source,
             kernel_release: args.kernel_release.clone(),
             arch: args.arch.clone(),
+            debug_mirror,
         };
         let generated = generate::generate_header(&workspace, &options)?;
         let name = generated

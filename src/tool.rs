@@ -417,6 +417,61 @@ impl Cmd {
             bail!("`{self}` failed ({status})")
         }
     }
+    /// As `run_inherited` (the child's own progress and messages reach the terminal), but the child dies with us
+    /// and is killed after `timeout`: for a download into a temp dir, where stopping half-way harms nothing.
+    pub fn run_inherited_with_timeout(&self, timeout: std::time::Duration) -> Result<()> {
+        let mut child = self
+            .dying_with_us()
+            .stdin(Stdio::null())
+            .spawn()
+            .with_context(|| format!("could not start `{self}`"))?;
+        // As in `stream_stdout`: the watchdog signals only an unreaped child (it is joined before `wait`).
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let pid = child.id() as libc::pid_t;
+        let watchdog = std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(timeout) {
+                // SAFETY: kill has no memory effects; `pid` is our unreaped child.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                return true;
+            }
+            false
+        });
+        // Wait for the exit without reaping it (WNOWAIT), so the pid stays ours until the watchdog is joined.
+        loop {
+            // SAFETY: siginfo_t is plain data, for which all zero bytes are a valid value.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            // SAFETY: waitid writes only into `info`, which lives across the call.
+            let waited = unsafe {
+                libc::waitid(
+                    libc::P_PID,
+                    pid as libc::id_t,
+                    &mut info,
+                    libc::WEXITED | libc::WNOWAIT,
+                )
+            };
+            if waited == 0
+                || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted
+            {
+                break;
+            }
+        }
+        let _ = stop.send(());
+        let timed_out = watchdog.join().unwrap_or(false);
+        let status = child
+            .wait()
+            .with_context(|| format!("could not wait for `{self}`"))?;
+        if timed_out {
+            bail!(
+                "`{self}` was killed after {} s without finishing",
+                timeout.as_secs()
+            );
+        }
+        if status.success() {
+            Ok(())
+        } else {
+            bail!("`{self}` failed ({status})")
+        }
+    }
 }
 
 impl fmt::Display for Cmd {

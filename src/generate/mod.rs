@@ -41,6 +41,8 @@ pub struct GenOptions {
     pub kernel_release: Option<String>,
     /// `uname -m` name of the architecture the header is for when it is not this machine's native header.
     pub arch: Option<String>,
+    /// Where `--kernel-package` downloads from instead of the distro's archive (`EBPF_PROBE_DEBUG_MIRROR`).
+    pub debug_mirror: Option<kernel_package::DebugMirror>,
 }
 
 /// How long bpftool may take to dump one BTF (a few hundred ms for a whole kernel).
@@ -80,7 +82,11 @@ pub fn generate_header(workspace: &Workspace, options: &GenOptions) -> Result<Ge
                 None => crate::kernel::release()?,
             };
             crate::kernel::validate_kernel_release(&release)?;
-            let vmlinux = kernel_package::fetch_vmlinux(&release, work.path())?;
+            let vmlinux = kernel_package::fetch_vmlinux(
+                &release,
+                options.debug_mirror.as_ref(),
+                work.path(),
+            )?;
             vmlinux_btf(&vmlinux, options, &mut arch, work.path(), Some(release))?
         }
     };

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use crate::support::{is_root, require, require_build_tools, Workspace};
+use crate::support::{has_program, is_root, require, require_build_tools, Workspace};
 
 fn rows(json: &serde_json::Value) -> &Vec<serde_json::Value> {
     json["rows"].as_array().expect("rows")
@@ -81,6 +81,67 @@ fn check_reports_this_machine_correctly() {
             "{name}: {json:#}"
         );
     }
+}
+
+#[test]
+fn pahole_cross_compiler_and_gen_route_rows_say_what_this_machine_has() {
+    let Some(json) = machine_report() else {
+        return;
+    };
+    let has_btf = Path::new("/sys/kernel/btf/vmlinux").is_file();
+    // pahole: found or not as PATH says; required only where -g has to take the DWARF route.
+    let pahole = find(json, "pahole");
+    assert_eq!(pahole["section"], "tools", "{pahole}");
+    assert_eq!(pahole["ok"], has_program("pahole"), "{pahole}");
+    assert_eq!(pahole["required"], !has_btf, "{pahole}");
+    if pahole["ok"] == false {
+        assert!(
+            pahole["fix"].as_str().is_some_and(|f| !f.is_empty()),
+            "{pahole}"
+        );
+    }
+    // One informational row per cross compiler: what -b --arch does with it, or without it.
+    for name in ["aarch64-linux-gnu-gcc", "riscv64-linux-gnu-gcc"] {
+        let row = find(json, name);
+        assert_eq!(row["section"], "tools", "{row}");
+        assert_eq!(row["required"], false, "{row}");
+        assert_eq!(row["ok"], has_program(name), "{row}");
+        let value = row["value"].as_str().unwrap();
+        if has_program(name) {
+            assert!(
+                value.contains(name) && value.contains("-b --arch builds userland with it"),
+                "{row}"
+            );
+        } else {
+            assert!(value.contains("-b --arch builds BPF objects only"), "{row}");
+            assert!(row["fix"].as_str().is_some_and(|f| !f.is_empty()), "{row}");
+        }
+    }
+    // The gen route follows the kernel's BTF, and never decides the exit status.
+    let route = find(json, "gen route");
+    assert_eq!(route["section"], "kernel", "{route}");
+    assert_eq!(route["required"], false, "{route}");
+    assert_eq!(route["ok"], true, "{route}");
+    let value = route["value"].as_str().unwrap();
+    if has_btf {
+        assert!(
+            value.contains("dumps /sys/kernel/btf/vmlinux with bpftool"),
+            "{route}"
+        );
+    } else {
+        assert!(
+            value.contains("--kernel-package") && value.contains("pahole"),
+            "{route}"
+        );
+    }
+    // The rows come in the order the sections print: tools before kernel, pahole before the cross compilers.
+    let names: Vec<&str> = rows(json)
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    let at = |name: &str| names.iter().position(|n| *n == name).unwrap();
+    assert!(at("pahole") < at("aarch64-linux-gnu-gcc"));
+    assert!(at("btf") < at("gen route"));
 }
 
 /// Whether /proc/self/mounts lists a `fstype` file system at `point`.

@@ -142,6 +142,8 @@ const ENVIRONMENT: &[&str] = &[
     "EBPF_PROBE_PCH",
     "EBPF_PROBE_SAFE_DIRECTORIES",
     "EBPF_PROBE_SLOW_SECONDS",
+    "EBPF_PROBE_DEBUG_MIRROR",
+    "EBPF_PROBE_DEBUG_MIRROR_UNSIGNED",
 ];
 
 fn help(args: &[&str]) -> String {
@@ -394,4 +396,20 @@ fn man_dir_writes_one_page_per_command() {
     let check = std::fs::read_to_string(dir.join("ebpf-probe-check.1")).unwrap();
     assert!(check.contains(".TH ebpf-probe-check 1"), "{check}");
     assert!(check.contains("\\-\\-fix"), "{check}");
+}
+
+#[test]
+fn arch_without_gen_or_build_says_what_it_goes_with() {
+    let ws = Workspace::new();
+    for args in [
+        &["--arch", "aarch64"][..],
+        &["--arch", "aarch64", "--check"],
+        &["--arch", "aarch64", "check"],
+    ] {
+        ws.cmd(args)
+            .failure()
+            .stderr_contains("--arch aarch64 does nothing on its own")
+            .stderr_contains("-g --btf FILE --arch aarch64")
+            .stderr_contains("-b --arch aarch64");
+    }
 }

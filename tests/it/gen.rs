@@ -1,5 +1,6 @@
 //! `-g`: the generated header, its link, determinism, other BTF files, and broken input.
 
+use crate::http::{Mode, Server};
 use crate::support::{has_program, program, require, require_build_tools, Workspace};
 
 fn release() -> String {
@@ -344,4 +345,210 @@ fn the_header_declares_the_kernels_kfuncs_whatever_bpftool_writes() {
         "{}",
         done.report()
     );
+}
+
+/// This machine's `/etc/os-release` codename when it is Debian (the apt route the kernel-package tests serve).
+fn debian_codename() -> Option<String> {
+    let text = std::fs::read_to_string("/etc/os-release").ok()?;
+    let value = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .map(|v| v.trim().trim_matches('"').to_string())
+    };
+    (value("ID").as_deref() == Some("debian"))
+        .then(|| value("VERSION_CODENAME"))
+        .flatten()
+        .filter(|c| !c.is_empty())
+}
+
+/// A Debian debug archive mirror with one kernel's `linux-image-<release>-dbg` (its vmlinux: the DWARF fixture,
+/// where Debian puts it), laid out as deb.debian.org/debian-debug is, served under `/debian-debug/`.
+struct DebugArchive {
+    files: std::collections::BTreeMap<String, Vec<u8>>,
+    deb_path: String,
+}
+
+fn debian_debug_archive(dir: &std::path::Path, codename: &str, release: &str) -> DebugArchive {
+    use sha2::Digest;
+    let package = format!("linux-image-{release}-dbg");
+    let arch = program("dpkg")
+        .arg("--print-architecture")
+        .success()
+        .stdout()
+        .trim()
+        .to_string();
+    let tree = dir.join("pkg");
+    let debug_boot = tree.join("usr/lib/debug/boot");
+    std::fs::create_dir_all(&debug_boot).unwrap();
+    std::fs::create_dir_all(tree.join("DEBIAN")).unwrap();
+    kernel_elf_with_dwarf(&["gcc"], &debug_boot.join(format!("vmlinux-{release}")));
+    let control = format!(
+        "Package: {package}\nVersion: 6.1.99-1\nArchitecture: {arch}\nMaintainer: Test <test@example.org>\n\
+         Section: debug\nPriority: optional\nDescription: Debug symbols for linux-image-{release}\n"
+    );
+    std::fs::write(tree.join("DEBIAN/control"), &control).unwrap();
+    let deb = dir.join(format!("{package}_6.1.99-1_{arch}.deb"));
+    program("dpkg-deb")
+        .args(["--root-owner-group", "-Zgzip", "-b"])
+        .arg(&tree)
+        .arg(&deb)
+        .success();
+    let deb_bytes = std::fs::read(&deb).unwrap();
+    let deb_path = format!(
+        "pool/main/l/linux/{}",
+        deb.file_name().unwrap().to_str().unwrap()
+    );
+    let packages = format!(
+        "{}Filename: {deb_path}\nSize: {}\nSHA256: {:x}\n\n",
+        control.replace("Description:", "Source: linux\nDescription:"),
+        deb_bytes.len(),
+        sha2::Sha256::digest(&deb_bytes)
+    );
+    let suite = format!("{codename}-debug");
+    let index = format!("main/binary-{arch}/Packages");
+    let release_file = format!(
+        "Origin: Debian\nSuite: {suite}\nCodename: {suite}\nDate: Mon, 01 Jan 2024 00:00:00 UTC\n\
+         Architectures: {arch}\nComponents: main\nSHA256:\n {:x} {} {index}\n",
+        sha2::Sha256::digest(packages.as_bytes()),
+        packages.len()
+    );
+    // Debian's archive also has the proposed-updates suite; here it is empty.
+    let proposed = format!("{codename}-proposed-updates-debug");
+    let empty_release = format!(
+        "Origin: Debian\nSuite: {proposed}\nCodename: {proposed}\nDate: Mon, 01 Jan 2024 00:00:00 UTC\n\
+         Architectures: {arch}\nComponents: main\nSHA256:\n {:x} 0 {index}\n",
+        sha2::Sha256::digest(b"")
+    );
+    let mut files = std::collections::BTreeMap::new();
+    files.insert(
+        format!("debian-debug/dists/{proposed}/Release"),
+        empty_release.into_bytes(),
+    );
+    files.insert(format!("debian-debug/dists/{proposed}/{index}"), Vec::new());
+    files.insert(
+        format!("debian-debug/dists/{suite}/Release"),
+        release_file.into_bytes(),
+    );
+    files.insert(
+        format!("debian-debug/dists/{suite}/{index}"),
+        packages.into_bytes(),
+    );
+    files.insert(format!("debian-debug/{deb_path}"), deb_bytes);
+    DebugArchive { files, deb_path }
+}
+
+/// The kernel-package route needs Debian (its apt route is what the archive below serves), apt-get and dpkg-deb
+/// (both in Debian's base), and the DWARF tools.
+fn require_debian_apt() -> Option<String> {
+    let codename = debian_codename();
+    (require_dwarf_tools()
+        && require(
+            "Debian (its debug archive is what the test serves)",
+            codename.is_some(),
+        )
+        && require(
+            "apt-get and dpkg-deb",
+            has_program("apt-get") && has_program("dpkg-deb"),
+        ))
+    .then(|| codename.unwrap())
+}
+
+/// `-g --kernel-package R` with the archive at `mirror`, its proxies unset (the server is on 127.0.0.1).
+fn kernel_package(ws: &Workspace, release: &str, mirror: &str) -> crate::support::Run {
+    [
+        "http_proxy",
+        "HTTP_PROXY",
+        "https_proxy",
+        "HTTPS_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+    ]
+    .into_iter()
+    .fold(ws.cmd(&["-g", "--kernel-package", release]), |run, var| {
+        run.env_remove(var)
+    })
+    .env("EBPF_PROBE_DEBUG_MIRROR", mirror)
+    .env("EBPF_PROBE_DEBUG_MIRROR_UNSIGNED", "1")
+}
+
+#[test]
+fn kernel_package_downloads_the_debug_package_from_the_mirror_and_writes_its_header() {
+    let Some(codename) = require_debian_apt() else {
+        return;
+    };
+    let release = "6.1.99-pkg-amd64";
+    let ws = Workspace::new();
+    let archive_dir = tempfile::tempdir().unwrap();
+    let archive = debian_debug_archive(archive_dir.path(), &codename, release);
+    let server = Server::start(Mode::Files(std::sync::Arc::new(archive.files)));
+    let mirror = server.url("debian-debug");
+    let done = kernel_package(&ws, release, &mirror).success();
+    done.stderr_contains("apt-get")
+        .stderr_contains("pahole")
+        .stderr_contains(&format!("linux_{release}.h"));
+    // apt read our index and fetched the package from the mirror (not deb.debian.org).
+    let asked = server.paths();
+    for path in [
+        format!("/debian-debug/dists/{codename}-debug/Release"),
+        format!("/debian-debug/{}", archive.deb_path),
+    ] {
+        assert!(
+            asked.contains(&path),
+            "{path} not requested: {asked:?}\n{}",
+            done.report()
+        );
+    }
+    let header = std::fs::read_to_string(ws.path(&format!("include/linux_{release}.h"))).unwrap();
+    for declared in [
+        "struct task_struct {",
+        "struct trace_event_raw_sched_switch {",
+        "struct pt_regs {",
+        "#include \"ext_def.h\"\n\n#endif",
+    ] {
+        assert!(
+            header.contains(declared),
+            "the header lacks `{declared}`:\n{header}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_link(ws.path("include/vmlinux.h")).unwrap(),
+        std::path::Path::new(&format!("linux_{release}.h"))
+    );
+    // Nothing of apt's (lists, cache, the .deb, the unpacked tree) is left in the workspace.
+    let left: Vec<String> = crate::support::list_tree(ws.root())
+        .into_iter()
+        .filter(|p| p.contains("lists") || p.contains(".deb") || p.contains("usr/lib/debug"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_debug_package_the_archive_lacks_names_the_package_the_archive_and_the_ways_out() {
+    let Some(codename) = require_debian_apt() else {
+        return;
+    };
+    let ws = Workspace::new();
+    let archive_dir = tempfile::tempdir().unwrap();
+    let archive = debian_debug_archive(archive_dir.path(), &codename, "6.1.99-other-amd64");
+    // The archive answers, but has another kernel's package.
+    let server = Server::start(Mode::Files(std::sync::Arc::new(archive.files)));
+    let mirror = server.url("debian-debug");
+    let missing = "6.1.99-missing-amd64";
+    let done = kernel_package(&ws, missing, &mirror).failure();
+    done.stderr_contains(&format!("could not download `linux-image-{missing}-dbg`"))
+        .stderr_contains(&format!("{mirror} {codename}-debug main"))
+        .stderr_contains("EBPF_PROBE_DEBUG_MIRROR")
+        .stderr_contains("--vmlinux FILE");
+    // Every request 404 (a wrong mirror URL): the same error, and it says the index could not be read.
+    server.set_mode(Mode::NotFound);
+    let done = kernel_package(&ws, missing, &mirror).failure();
+    done.stderr_contains(&format!("could not download `linux-image-{missing}-dbg`"))
+        .stderr_contains(&mirror)
+        .stderr_contains("Reading the archive's index failed too");
+    assert!(!ws.path(&format!("include/linux_{missing}.h")).exists());
+    // A bad mirror value is refused before anything runs.
+    ws.cmd(&["-g", "--kernel-package", missing])
+        .env("EBPF_PROBE_DEBUG_MIRROR", "deb.debian.org/debian-debug")
+        .failure()
+        .stderr_contains("EBPF_PROBE_DEBUG_MIRROR must be an http://");
 }

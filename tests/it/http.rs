@@ -1,6 +1,7 @@
-//! A tiny HTTP/1.1 server on 127.0.0.1:0 for download tests: serves one body, or fails the way real servers
-//! and networks do (404, a body cut short), and counts the requests it answered.
+//! A tiny HTTP/1.1 server on 127.0.0.1:0 for download tests: serves one body or a tree of files by path, or fails
+//! the way real servers and networks do (404, a body cut short), and keeps the paths it was asked for.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -11,6 +12,8 @@ use std::time::Duration;
 pub enum Mode {
     /// 200 with these bytes.
     Serve(Arc<Vec<u8>>),
+    /// 200 with the file at the request's path (`/dists/…/Packages` → key `dists/…/Packages`), 404 for others.
+    Files(Arc<BTreeMap<String, Vec<u8>>>),
     /// 404 Not Found.
     NotFound,
     /// Promises the whole length in Content-Length, sends the first `sent` bytes, then closes.
@@ -21,6 +24,7 @@ pub struct Server {
     addr: SocketAddr,
     mode: Arc<Mutex<Mode>>,
     requests: Arc<AtomicUsize>,
+    paths: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -31,9 +35,11 @@ impl Server {
         let addr = listener.local_addr().unwrap();
         let mode = Arc::new(Mutex::new(mode));
         let requests = Arc::new(AtomicUsize::new(0));
+        let paths = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (mode, requests, stop) = (mode.clone(), requests.clone(), stop.clone());
+            let (mode, requests, paths, stop) =
+                (mode.clone(), requests.clone(), paths.clone(), stop.clone());
             std::thread::spawn(move || {
                 for stream in listener.incoming() {
                     if stop.load(Ordering::SeqCst) {
@@ -41,8 +47,8 @@ impl Server {
                     }
                     let Ok(stream) = stream else { continue };
                     let mode = mode.lock().unwrap().clone();
-                    let requests = requests.clone();
-                    std::thread::spawn(move || answer(stream, &mode, &requests));
+                    let (requests, paths) = (requests.clone(), paths.clone());
+                    std::thread::spawn(move || answer(stream, &mode, &requests, &paths));
                 }
             })
         };
@@ -50,6 +56,7 @@ impl Server {
             addr,
             mode,
             requests,
+            paths,
             stop,
             thread: Some(thread),
         }
@@ -67,6 +74,11 @@ impl Server {
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
     }
+
+    /// The paths asked for so far, in order (`/dists/bookworm-debug/Release`).
+    pub fn paths(&self) -> Vec<String> {
+        self.paths.lock().unwrap().clone()
+    }
 }
 
 impl Drop for Server {
@@ -80,7 +92,7 @@ impl Drop for Server {
     }
 }
 
-fn answer(mut stream: TcpStream, mode: &Mode, requests: &AtomicUsize) {
+fn answer(mut stream: TcpStream, mode: &Mode, requests: &AtomicUsize, paths: &Mutex<Vec<String>>) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut request_line = String::new();
@@ -96,9 +108,21 @@ fn answer(mut stream: TcpStream, mode: &Mode, requests: &AtomicUsize) {
         }
     }
     requests.fetch_add(1, Ordering::SeqCst);
+    // `GET /path HTTP/1.1`
+    let path = request_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("/")
+        .to_string();
+    paths.lock().unwrap().push(path.clone());
+    let not_found = &b"no such file\n"[..];
     let (status, body, sent) = match mode {
         Mode::Serve(body) => ("200 OK", body.as_slice(), body.len()),
-        Mode::NotFound => ("404 Not Found", &b"no such file\n"[..], 13),
+        Mode::Files(files) => match files.get(path.trim_start_matches('/')) {
+            Some(body) => ("200 OK", body.as_slice(), body.len()),
+            None => ("404 Not Found", not_found, not_found.len()),
+        },
+        Mode::NotFound => ("404 Not Found", not_found, not_found.len()),
         Mode::Truncate { body, sent } => ("200 OK", body.as_slice(), *sent),
     };
     let head = format!(
