@@ -177,6 +177,13 @@ pub struct Cli {
         help_heading = "Actions (build.sh spellings)"
     )]
     pub verify: bool,
+    /// With -b --verify: do not recompile a rejected program with the flag known to fix its rejection (see `verify`)
+    #[arg(
+        long,
+        requires = "verify",
+        help_heading = "Actions (build.sh spellings)"
+    )]
+    pub no_retry: bool,
 
     /// Remove build outputs (all, or the named probes'); never sources or generated headers
     #[arg(short = 'c', long = "clean", value_name = "PROBE", num_args = 0.., help_heading = "Actions (build.sh spellings)")]
@@ -229,8 +236,13 @@ pub enum Command {
     /// One program at a time, without attaching, then unloaded (nothing stays loaded, also after a failure or
     /// Ctrl-C). Each program is ✔ with its verified instruction count and time, or ✘ with the verifier's message,
     /// the .bpf.c line it points at and the log's last lines. Programs named in a probe's `verify_skip` are not
-    /// loaded. Needs root; exits non-zero when any other program is rejected.
-    Verify(CleanArgs),
+    /// loaded. A rejection that a known clang flag often fixes (-mcpu=v3 for the verifier's bounds messages:
+    /// "unbounded memory access", "min value is negative", …) is retried: the program's .bpf.c is compiled again
+    /// with the build's own command plus that flag (into .output/.verify/, the built object is untouched), loaded
+    /// again, and the result shown under it (`↳ with -mcpu=v3: ✔ loads …: add clang_flags = ["-mcpu=v3"] to
+    /// probe.toml`, or `still rejected`). Needs root; exits non-zero when any other program is rejected, also
+    /// when the flag would make it load (what the probe builds as configured is what ships).
+    Verify(VerifyArgs),
     /// Build if needed, then check every program's attach target, CO-RE relocations and kfuncs against kernels
     ///
     /// Nothing is loaded and no root is needed: each built .bpf.o is read (its sections, .BTF and .BTF.ext) and
@@ -354,6 +366,9 @@ pub struct BuildArgs {
     /// After a successful build, load every program built into the kernel's verifier (see `verify`)
     #[arg(long)]
     pub verify: bool,
+    /// With --verify: do not recompile a rejected program with the flag known to fix its rejection (see `verify`)
+    #[arg(long, requires = "verify")]
+    pub no_retry: bool,
     /// Build BPF objects for ARCH (x86_64, aarch64, riscv64) into .output/<ARCH>/ against
     /// include/linux_<release>.<ARCH>.h (made by `gen --arch`); userland is skipped
     #[arg(long, value_name = "ARCH")]
@@ -372,6 +387,16 @@ pub struct CleanArgs {
     /// Probes to act on; all when none are given
     #[arg(value_name = "PROBE")]
     pub probes: Vec<String>,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct VerifyArgs {
+    /// Probes to verify; all when none are given
+    #[arg(value_name = "PROBE")]
+    pub probes: Vec<String>,
+    /// Name the flag known to fix a rejection without recompiling and loading the program with it
+    #[arg(long)]
+    pub no_retry: bool,
 }
 
 #[derive(Debug, Args, Default)]

@@ -12,7 +12,7 @@ use crate::build::{self, BuildOptions};
 use crate::check::{self, CheckOptions};
 use crate::cli::{
     BuildArgs, CheckArgs, Cli, Command, CompatArgs, CompletionsArgs, GenArgs, ImportArgs, InitArgs,
-    InstallArgs, ManArgs, MessageFormatArg, NewArgs, RunArgs, ShellArg, UserlandArg,
+    InstallArgs, ManArgs, MessageFormatArg, NewArgs, RunArgs, ShellArg, UserlandArg, VerifyArgs,
 };
 use crate::compat::{self, CompatOptions};
 use crate::core::probe::Userland;
@@ -44,7 +44,7 @@ pub struct Request {
     pub init: Option<InitArgs>,
     pub run: Option<RunArgs>,
     pub check_meta: Option<Vec<String>>,
-    pub verify: Option<Vec<String>>,
+    pub verify: Option<VerifyArgs>,
     pub compat: Option<CompatArgs>,
     pub import: Option<ImportArgs>,
     pub completions: Option<CompletionsArgs>,
@@ -89,7 +89,7 @@ impl Request {
                 Command::Init(args) => plan.init = Some(args),
                 Command::Run(args) => plan.run = Some(args),
                 Command::CheckMeta(args) => plan.check_meta = Some(args.probes),
-                Command::Verify(args) => plan.verify = Some(args.probes),
+                Command::Verify(args) => plan.verify = Some(args),
                 Command::Compat(args) => plan.compat = Some(args),
                 Command::Import(args) => plan.import = Some(args),
                 Command::Completions(args) => plan.completions = Some(args),
@@ -120,6 +120,7 @@ impl Request {
                 jobs: cli.jobs,
                 message_format: cli.message_format,
                 verify: cli.verify,
+                no_retry: cli.no_retry,
                 arch: cli.arch,
             });
         }
@@ -448,10 +449,13 @@ pub fn run(request: Request) -> Result<()> {
             json_messages: message_format == MessageFormatArg::Json,
         })
     };
-    let verify_options = |options: &BuildOptions| VerifyOptions {
+    let verify_options = |options: &BuildOptions, no_retry: bool| VerifyOptions {
         kernel_release: options.kernel_release.clone(),
         libbpf: options.libbpf.clone(),
         jobs: options.jobs,
+        debug: options.debug,
+        build_opts: options.build_opts.clone(),
+        retry: !no_retry,
     };
     if let Some(args) = &request.build {
         let selection = selection::select(&workspace, &args.probes, &environment.exclude)?;
@@ -468,15 +472,23 @@ pub fn run(request: Request) -> Result<()> {
             build::build(&workspace, &selection, &options)?;
             warn_about_attach_kinds_missing_here(&workspace, &selection, &options.kernel_release);
             if args.verify {
-                verify::verify(&workspace, &selection, &verify_options(&options))?;
+                verify::verify(
+                    &workspace,
+                    &selection,
+                    &verify_options(&options, args.no_retry),
+                )?;
             }
         }
     }
-    if let Some(probes) = &request.verify {
-        let selection = selection::select(&workspace, probes, &environment.exclude)?;
+    if let Some(args) = &request.verify {
+        let selection = selection::select(&workspace, &args.probes, &environment.exclude)?;
         let options = build_options(false, None, MessageFormatArg::Human)?;
         build::build(&workspace, &selection, &options)?;
-        verify::verify(&workspace, &selection, &verify_options(&options))?;
+        verify::verify(
+            &workspace,
+            &selection,
+            &verify_options(&options, args.no_retry),
+        )?;
     }
     if let Some(args) = &request.compat {
         let selection = selection::select(&workspace, &args.probes, &environment.exclude)?;

@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{bail, Context, Result};
 
-use super::plan::{probe_flags, shared_names};
 use super::BuildOptions;
 use crate::core::compile::{Compiler, CompilerSettings};
 use crate::core::header::{arch_header_name, header_name};
+use crate::core::probe_flags::{probe_flags, shared_names};
 use crate::core::progress::Console;
 use crate::core::selection::Selection;
 use crate::core::workspace::Workspace;

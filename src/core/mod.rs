@@ -12,6 +12,7 @@ pub mod header;
 pub mod lock;
 pub mod manifest;
 pub mod probe;
+pub mod probe_flags;
 pub mod progress;
 pub mod selection;
 pub mod trust;

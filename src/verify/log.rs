@@ -1,6 +1,5 @@
 //! Reading a verifier log: the line that says why a program was rejected, the `.bpf.c` line it points at (the
-//! kernel prints `; <source> @ <file>:<line>` from the object's BTF line info), the tail worth showing, and the
-//! flag that fixes a known rejection.
+//! kernel prints `; <source> @ <file>:<line>` from the object's BTF line info) and the tail worth showing.
 
 /// What a rejected program's log says, ready to show.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,8 +10,6 @@ pub struct Rejection {
     pub source: Option<SourceLine>,
     /// The last lines of the log, up to and including the message.
     pub tail: Vec<String>,
-    /// A flag known to fix this kind of rejection.
-    pub hint: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,16 +67,7 @@ pub fn read_rejection(log: &str) -> Rejection {
         message: message_index.map(|i| lines[i].to_string()),
         source,
         tail,
-        hint: hint_for(log),
     }
-}
-
-/// Rejections that a known compiler flag fixes (real tools carry these only in their Makefiles).
-fn hint_for(log: &str) -> Option<&'static str> {
-    log.contains("unbounded memory access").then_some(
-        "\"unbounded memory access\" is what `clang_flags = [\"-mcpu=v3\"]` in probe.toml fixes for many \
-         programs (32-bit bounds tracking with ALU32)",
-    )
 }
 
 /// A load the kernel refused before verifying (no log): what an EPERM on a trampoline program means.
@@ -146,7 +134,6 @@ processed 7 insns (limit 1000000) max_states_per_insn 0 total_states 0 peak_stat
             Some("R0 invalid mem access 'map_value_or_null'")
         );
         assert!(rejection.tail.len() <= TAIL_LINES);
-        assert_eq!(rejection.hint, None);
     }
 
     #[test]
@@ -156,9 +143,12 @@ processed 7 insns (limit 1000000) max_states_per_insn 0 total_states 0 peak_stat
     }
 
     #[test]
-    fn unbounded_access_gets_the_mcpu_hint() {
-        let rejection = read_rejection("5: (71) r1 = *(u8 *)(r2 +0)\nR2 unbounded memory access, make sure to bounds check any such access\n");
-        assert!(rejection.hint.unwrap().contains("-mcpu=v3"));
+    fn the_message_is_the_last_line_before_the_summary() {
+        let rejection = read_rejection("5: (71) r1 = *(u8 *)(r2 +0)\nR2 unbounded memory access, make sure to bounds check any such access\nprocessed 6 insns\n");
+        assert_eq!(
+            rejection.message.as_deref(),
+            Some("R2 unbounded memory access, make sure to bounds check any such access")
+        );
     }
 
     #[test]

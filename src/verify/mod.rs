@@ -1,10 +1,14 @@
 //! `verify`: loads every program of every BPF object of the selected probes into the running kernel's verifier,
 //! one at a time and without attaching, then unloads it; says ✔ with the instruction count and verification time
 //! or ✘ with the verifier's message, the `.bpf.c` line and the log's tail. Programs in a probe's `verify_skip` are
-//! not loaded. Fails when any other program is rejected.
+//! not loaded. A rejection a known flag fixes (`fixes`) names the flag, and the program is recompiled with it and
+//! loaded again (`retry`) unless `--no-retry`. Fails when any other program is rejected, also when the flag would
+//! make it load: the objects as the probe is configured are what ships.
 
+mod fixes;
 mod loader;
 mod log;
+mod retry;
 
 use std::path::Path;
 
@@ -14,7 +18,9 @@ use crate::core::lock;
 use crate::core::probe::Probe;
 use crate::core::selection::Selection;
 use crate::core::workspace::Workspace;
+use fixes::FlagFix;
 use loader::{Outcome, ProgramResult};
+use retry::{Retried, Retrier, RetrySettings};
 
 pub struct VerifyOptions {
     /// The kernel release the loader is compiled for (the build's).
@@ -22,6 +28,11 @@ pub struct VerifyOptions {
     /// The libbpf the build used: the loader links the same one, so it resolves sections and CO-RE alike.
     pub libbpf: crate::libbpf::Policy,
     pub jobs: usize,
+    /// The build's `-d` and `$BUILD_OPTS`: a retry compiles as the build did.
+    pub debug: bool,
+    pub build_opts: Vec<String>,
+    /// Recompile a rejected program with a flag known to fix its rejection and load it again (not `--no-retry`).
+    pub retry: bool,
 }
 
 /// Refuses before anything is built: loading programs into the kernel needs root.
@@ -48,10 +59,29 @@ pub fn verify(workspace: &Workspace, selection: &Selection, options: &VerifyOpti
         )
         .context("failed to build the verifier loader")?
     };
+    let mut retrier = Retrier::new(RetrySettings {
+        workspace,
+        kernel_release: &options.kernel_release,
+        libbpf: &libbpf,
+        debug: options.debug,
+        build_opts: &options.build_opts,
+        loader: &loader,
+    });
     let mut rejected = 0;
     let mut loaded = 0;
     let mut skipped = 0;
+    let mut fixed_by_flag = 0;
     for probe in &selection.probes {
+        // What the build passed clang besides the defines: a flag already there is not suggested again.
+        let compile_flags: Vec<String> = workspace
+            .manifest
+            .build
+            .bpf_flags
+            .iter()
+            .chain(&probe.config.clang_flags)
+            .chain(&options.build_opts)
+            .cloned()
+            .collect();
         let skip: Vec<&str> = probe
             .config
             .verify_skip
@@ -71,6 +101,7 @@ pub fn verify(workspace: &Workspace, selection: &Selection, options: &VerifyOpti
                 }
                 rejected += 1;
             }
+            let names: Vec<String> = result.programs.iter().map(|p| p.name.clone()).collect();
             for program in &result.programs {
                 seen.push(program.name.clone());
                 match &program.outcome {
@@ -78,7 +109,18 @@ pub fn verify(workspace: &Workspace, selection: &Selection, options: &VerifyOpti
                     Outcome::Rejected { .. } => rejected += 1,
                     Outcome::Skipped => skipped += 1,
                 }
-                print!("{}", render(program, probe, &workspace.root));
+                let followup = match fix_for(program, &compile_flags) {
+                    Some(fix) if options.retry => {
+                        let retried = retrier.try_fix(probe, &object, &program.name, &names, fix);
+                        if matches!(retried, Retried::Loads { .. }) {
+                            fixed_by_flag += 1;
+                        }
+                        retried_line(fix, &retried, probe, &workspace.root)
+                    }
+                    Some(fix) => hint_line(fix),
+                    None => String::new(),
+                };
+                print!("{}{followup}", render(program, probe, &workspace.root));
             }
         }
         for name in skip.iter().filter(|name| !seen.iter().any(|s| s == *name)) {
@@ -94,12 +136,65 @@ pub fn verify(workspace: &Workspace, selection: &Selection, options: &VerifyOpti
         if loaded == 1 { "" } else { "s" }
     );
     if rejected > 0 {
+        let fixable = match fixed_by_flag {
+            0 => String::new(),
+            1 if rejected == 1 => "; it loads with the flag named there".to_string(),
+            1 => "; one of them loads with the flag named there".to_string(),
+            n => format!("; {n} of them load with the flag named there"),
+        };
         bail!(
-            "the kernel's verifier rejected {rejected} program{} (see above)",
+            "the kernel's verifier rejected {rejected} program{} (see above{fixable})",
             if rejected == 1 { "" } else { "s" }
         );
     }
     Ok(())
+}
+
+/// The known fix for a program the verifier rejected, if its message has one and the compile lacks its flag.
+fn fix_for(program: &ProgramResult, compile_flags: &[String]) -> Option<&'static FlagFix> {
+    match &program.outcome {
+        Outcome::Rejected {
+            from_kernel: true,
+            log,
+            ..
+        } => fixes::fix_for(&log::read_rejection(log).message?, compile_flags),
+        _ => None,
+    }
+}
+
+/// What the retry with `fix`'s flag showed, and what to do about it.
+fn retried_line(fix: &FlagFix, retried: &Retried, probe: &Probe, root: &Path) -> String {
+    let flag = fix.flag;
+    match retried {
+        Retried::Loads { verified_insns } => {
+            let config = probe.config_path();
+            let config = config.strip_prefix(root).unwrap_or(&config).display();
+            let edit = if probe.config.clang_flags.is_empty() {
+                format!("add clang_flags = [\"{flag}\"] to {config}")
+            } else {
+                format!("add \"{flag}\" to clang_flags in {config}")
+            };
+            format!("      ↳ with {flag}: ✔ loads ({verified_insns} instructions): {edit}\n")
+        }
+        Retried::StillRejected(message) => {
+            format!("      ↳ with {flag}: still rejected ({message})\n")
+        }
+        Retried::NotTried(why) => {
+            let mut text = format!("      ↳ with {flag}: could not try it:\n");
+            for line in why.lines().take(20) {
+                text += &format!("        | {line}\n");
+            }
+            text
+        }
+    }
+}
+
+/// The fix named without trying it (`--no-retry`).
+fn hint_line(fix: &FlagFix) -> String {
+    format!(
+        "      hint: `clang_flags = [\"{}\"]` in probe.toml often fixes this ({}); `verify` without --no-retry tries it\n",
+        fix.flag, fix.why
+    )
 }
 
 fn render(program: &ProgramResult, probe: &Probe, root: &Path) -> String {
@@ -140,9 +235,6 @@ fn render(program: &ProgramResult, probe: &Probe, root: &Path) -> String {
                 for line in &rejection.tail {
                     text += &format!("        | {line}\n");
                 }
-            }
-            if let Some(hint) = rejection.hint {
-                text += &format!("      hint: {hint}\n");
             }
             text
         }

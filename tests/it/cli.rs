@@ -36,6 +36,7 @@ const SUBCOMMANDS: &[(&str, &str, &[&str])] = &[
             "--jobs",
             "--message-format",
             "--verify",
+            "--no-retry",
             "--arch",
         ],
     ),
@@ -43,7 +44,7 @@ const SUBCOMMANDS: &[(&str, &str, &[&str])] = &[
     (
         "verify",
         "Usage: ebpf-probe verify [OPTIONS] [PROBE]...",
-        &[],
+        &["--no-retry"],
     ),
     (
         "compat",
@@ -119,6 +120,7 @@ const TOP_LEVEL: &[&str] = &[
     "--jobs",
     "--message-format",
     "--verify",
+    "--no-retry",
     "-c",
     "--clean",
     "--install",

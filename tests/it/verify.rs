@@ -1,6 +1,6 @@
 //! `verify` on the real kernel: a deliberate verifier error is named with the kernel's message and its `.bpf.c`
-//! line, the shipped killprobe passes, `verify_skip` skips, `-b --verify` verifies, and no program of ours stays
-//! loaded after a pass, a rejection or a Ctrl-C.
+//! line, the shipped killprobe passes, `verify_skip` skips, `-b --verify` verifies, a rejection `-mcpu=v3` fixes is
+//! retried with it, and no program of ours stays loaded after a pass, a rejection, a retry or a Ctrl-C.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -293,4 +293,149 @@ fn verify_without_root_says_so_before_building() {
         !ws.path(".output").exists(),
         "a refused verify built something"
     );
+}
+
+/// A probe `alu`: `needs_v3_<tag>` is rejected when clang 14 compiles it for its default CPU (`generic`, i.e. v1)
+/// and loads with `-mcpu=v3`; `unchecked_<tag>` has no bounds check at all and is rejected either way.
+/// With v1 clang checks a sign-extended copy of the helper's `int` result, then indexes with the register the
+/// helper returned, whose lower bound the verifier never learnt ("min value is negative"); with v3 the check
+/// and the index are the same 32-bit subregister.
+const ALU32_BPF: &str = r#"#define BPF_PROG_KERN
+#include "bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+struct val { char buf[64]; u64 src; };
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, u32);
+    __type(value, struct val);
+} alu_vals SEC(".maps");
+
+SEC("tracepoint/syscalls/sys_enter_kill")
+int needs_v3_TAG(void *ctx)
+{
+    u32 key = 0;
+    struct val *v = bpf_map_lookup_elem(&alu_vals, &key);
+    if (!v)
+        return 0;
+    int n = bpf_probe_read_kernel_str(v->buf, 32, &v->src);
+    if (n <= 0 || n >= 32)
+        return 0;
+    v->buf[n + 16] = 1;
+    return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_kill")
+int unchecked_TAG(void *ctx)
+{
+    u32 key = 0;
+    struct val *v = bpf_map_lookup_elem(&alu_vals, &key);
+    if (!v)
+        return 0;
+    int n = bpf_probe_read_kernel_str(v->buf, 32, &v->src);
+    v->buf[n + 16] = 1;
+    return 0;
+}
+"#;
+
+fn alu32_probe(tag: &str) -> Workspace {
+    Workspace::new()
+        .file("probes/alu/alu.bpf.c", &ALU32_BPF.replace("TAG", tag))
+        .file("probes/alu/alu.c", USERLAND)
+}
+
+#[test]
+fn a_rejection_mcpu_v3_fixes_is_retried_with_it_and_named() {
+    if !require_kernel() {
+        return;
+    }
+    let ws = alu32_probe("re").gen();
+    ws.cmd(&["-b", "alu"]).success();
+    let built = ws.path(".output/alu/alu.bpf.o");
+    let built_before = std::fs::read(&built).unwrap();
+    let done = ws.cmd(&["verify", "alu"]).failure();
+    let line = line_of(ALU32_BPF, "v->buf[n + 16] = 1;");
+    done.stdout_contains("✘ needs_v3_re (tracepoint/syscalls/sys_enter_kill): rejected")
+        .stdout_contains("min value is negative")
+        .stdout_contains(&format!(
+            "at probes/alu/alu.bpf.c:{line}: v->buf[n + 16] = 1;"
+        ))
+        .stdout_contains("↳ with -mcpu=v3: ✔ loads (")
+        .stdout_contains(
+            r#"instructions): add clang_flags = ["-mcpu=v3"] to probes/alu/probe.toml"#,
+        )
+        .stdout_contains("✘ unchecked_re (tracepoint/syscalls/sys_enter_kill): rejected")
+        .stdout_contains("↳ with -mcpu=v3: still rejected (R")
+        .stdout_contains("2 rejected")
+        .stderr_contains("the kernel's verifier rejected 2 programs")
+        .stderr_contains("one of them loads with the flag named there");
+    // Each ↳ line is the one of the program above it.
+    let stdout = done.stdout();
+    let after = |name: &str| {
+        stdout
+            .lines()
+            .skip_while(|l| !l.contains(&format!("✘ {name} ")))
+            .find(|l| l.contains('↳'))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        after("needs_v3_re").contains("✔ loads"),
+        "{}",
+        done.report()
+    );
+    assert!(
+        after("unchecked_re").contains("still rejected"),
+        "{}",
+        done.report()
+    );
+    // The retry compiled beside the loader, not over the built object.
+    assert_eq!(
+        std::fs::read(&built).unwrap(),
+        built_before,
+        "the built object changed"
+    );
+    assert!(ws
+        .path(".output/.verify/with-mcpu-v3/alu/alu.bpf.o")
+        .is_file());
+    assert_none_loaded(&["needs_v3_re", "unchecked_re"]);
+
+    // With the flag the probe.toml line names, the program loads (the retry told the truth).
+    std::fs::write(
+        ws.path("probes/alu/probe.toml"),
+        "clang_flags = [\"-mcpu=v3\"]\n",
+    )
+    .unwrap();
+    let done = ws.cmd(&["verify", "alu"]).failure();
+    done.stdout_contains("✔ needs_v3_re")
+        .stdout_contains("✘ unchecked_re")
+        .stdout_contains("1 rejected");
+    // The flag is there already: nothing to retry or suggest.
+    assert!(
+        !done.stdout().contains('↳') && !done.stdout().contains("hint:"),
+        "{}",
+        done.report()
+    );
+    assert_none_loaded(&["needs_v3_re", "unchecked_re"]);
+}
+
+#[test]
+fn verify_no_retry_names_the_flag_without_trying_it() {
+    if !require_kernel() {
+        return;
+    }
+    let ws = alu32_probe("nr").gen();
+    let done = ws.cmd(&["verify", "--no-retry", "alu"]).failure();
+    done.stdout_contains("✘ needs_v3_nr")
+        .stdout_contains(r#"hint: `clang_flags = ["-mcpu=v3"]` in probe.toml often fixes this"#)
+        .stderr_contains("the kernel's verifier rejected 2 programs");
+    assert!(!done.stdout().contains('↳'), "{}", done.report());
+    assert!(!ws.path(".output/.verify/with-mcpu-v3").exists());
+    ws.cmd(&["-b", "alu", "--verify", "--no-retry"])
+        .failure()
+        .stdout_contains("hint: `clang_flags");
+    assert_none_loaded(&["needs_v3_nr", "unchecked_nr"]);
 }
