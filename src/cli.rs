@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-pub use crate::core::artifacts::{DEFAULT_BIN_DIR, DEFAULT_CONF_DIR, DEFAULT_META_DIR};
+pub use crate::core::artifacts::{
+    DEFAULT_BIN_DIR, DEFAULT_BTF_DIR, DEFAULT_CONF_DIR, DEFAULT_META_DIR,
+};
 
 const AFTER_HELP: &str = "\
 Flags may be combined; they run in the order check → clean → gen → build → install.
@@ -192,6 +194,21 @@ pub enum Command {
     /// the .bpf.c line it points at and the log's last lines. Programs named in a probe's `verify_skip` are not
     /// loaded. Needs root; exits non-zero when any other program is rejected.
     Verify(CleanArgs),
+    /// Build if needed, then cut kernel BTF files down to what the probes' BPF objects use, for kernels without
+    /// /sys/kernel/btf/vmlinux
+    ///
+    /// For each kernel BTF given with --kernel, `bpftool gen min_core_btf` keeps only the types the selected
+    /// probes' CO-RE relocations need and writes .output/btf/<release>.btf, typically a few KiB instead of
+    /// megabytes. `install` ships these files to /opt/gala-gopher/btf/<release>.btf, where the C SDK's LOAD and
+    /// the Rust SDK's open_load_attach find them (btf_custom_path) on a kernel without /sys/kernel/btf/vmlinux.
+    ///
+    /// A kernel BTF is a raw BTF file or an ELF with a .BTF section, and its name gives the release:
+    /// `<release>.btf` (BTFHub), `<release>.btf.tar.xz` (BTFHub's archives, read with tar), `vmlinux-<release>`,
+    /// or /sys/kernel/btf/vmlinux (this kernel, `uname -r`). A directory is searched (6 levels, symlinked
+    /// directories not followed) for `.btf` and `.btf.tar.xz` files, so a BTFHub checkout
+    /// (`<distro>/<version>/<arch>/<release>.btf.tar.xz`) works as it is. Two inputs for one release are an
+    /// error. Run it again after changing a probe: `install` refuses minimized BTF made for other objects.
+    Btfgen(BtfgenArgs),
     /// Build if needed, then install probes, their .meta files and conf/ files (same as --install)
     Install(InstallArgs),
     /// Remove exactly the files `install` recorded (same directory flags as install)
@@ -295,6 +312,17 @@ pub struct BuildArgs {
     pub verify: bool,
 }
 
+#[derive(Debug, Args, Default)]
+pub struct BtfgenArgs {
+    /// Probes whose BPF objects the minimized BTF serves (directory names under probes/); all when none are given
+    #[arg(value_name = "PROBE")]
+    pub probes: Vec<String>,
+    /// A kernel BTF file (`<release>.btf`, `<release>.btf.tar.xz`, `vmlinux-<release>`, /sys/kernel/btf/vmlinux)
+    /// or a directory of them, e.g. a BTFHub checkout; repeat for more
+    #[arg(long = "kernel", value_name = "FILE|DIR", required = true)]
+    pub kernels: Vec<PathBuf>,
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum MessageFormatArg {
     #[default]
@@ -338,6 +366,15 @@ pub struct InstallArgs {
         default_value = DEFAULT_META_DIR
     )]
     pub meta_dir: PathBuf,
+    /// Directory for the minimized kernel BTF files `btfgen` made (.output/btf/<release>.btf); the SDKs load
+    /// <DIR>/<release>.btf on kernels without /sys/kernel/btf/vmlinux (set EBPF_PROBE_BTF_DIR for another DIR)
+    #[arg(
+        short = 'B',
+        long = "btf-dir",
+        value_name = "DIR",
+        default_value = DEFAULT_BTF_DIR
+    )]
+    pub btf_dir: PathBuf,
     /// Place everything under DIR, as `make install DESTDIR=` does (for packagers)
     #[arg(long, value_name = "DIR")]
     pub destdir: Option<PathBuf>,

@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use crate::btfgen::{self, BtfgenOptions};
 use crate::build::{self, BuildOptions};
 use crate::check::{self, CheckOptions};
 use crate::cli::{
-    BuildArgs, CheckArgs, Cli, Command, CompletionsArgs, GenArgs, ImportArgs, InitArgs,
+    BtfgenArgs, BuildArgs, CheckArgs, Cli, Command, CompletionsArgs, GenArgs, ImportArgs, InitArgs,
     InstallArgs, ManArgs, MessageFormatArg, NewArgs, RunArgs, ShellArg, UserlandArg,
 };
 use crate::core::probe::Userland;
@@ -37,6 +38,7 @@ pub struct Request {
     pub clean: Option<Vec<String>>,
     pub gen: Option<GenArgs>,
     pub build: Option<BuildArgs>,
+    pub btfgen: Option<BtfgenArgs>,
     pub install: Option<InstallArgs>,
     pub uninstall: Option<InstallArgs>,
     pub new: Option<NewArgs>,
@@ -69,6 +71,7 @@ impl Request {
                 Command::Gen(args) => plan.gen = Some(args),
                 Command::Build(args) => plan.build = Some(args),
                 Command::Clean(args) => plan.clean = Some(args.probes),
+                Command::Btfgen(args) => plan.btfgen = Some(args),
                 Command::Install(args) => plan.install = Some(args),
                 Command::Uninstall(args) => plan.uninstall = Some(args),
                 Command::New(args) => plan.new = Some(args),
@@ -110,6 +113,7 @@ impl Request {
                 bin_dir: crate::core::artifacts::DEFAULT_BIN_DIR.into(),
                 conf_dir: crate::core::artifacts::DEFAULT_CONF_DIR.into(),
                 meta_dir: crate::core::artifacts::DEFAULT_META_DIR.into(),
+                btf_dir: crate::core::artifacts::DEFAULT_BTF_DIR.into(),
                 destdir: None,
             });
         }
@@ -216,6 +220,7 @@ pub fn run(request: Request) -> Result<()> {
         || request.clean.is_some()
         || request.gen.is_some()
         || request.build.is_some()
+        || request.btfgen.is_some()
         || request.install.is_some()
         || request.uninstall.is_some()
         || request.new.is_some()
@@ -389,6 +394,19 @@ pub fn run(request: Request) -> Result<()> {
         build::build(&workspace, &selection, &options)?;
         verify::verify(&workspace, &selection, &verify_options(&options))?;
     }
+    if let Some(args) = &request.btfgen {
+        let selection = selection::select(&workspace, &args.probes, &environment.exclude)?;
+        let options = build_options(false, None, MessageFormatArg::Human)?;
+        build::build(&workspace, &selection, &options)?;
+        let current_dir = std::env::current_dir()?;
+        btfgen::btfgen(
+            &workspace,
+            &selection,
+            &BtfgenOptions {
+                kernels: args.kernels.iter().map(|k| current_dir.join(k)).collect(),
+            },
+        )?;
+    }
     if let Some(args) = &request.install {
         let selection = selection::select(&workspace, &args.probes, &[])?;
         let built = build::build(
@@ -478,6 +496,7 @@ fn install_dirs(args: &InstallArgs) -> InstallDirs {
         bin_dir: args.bin_dir.clone(),
         conf_dir: args.conf_dir.clone(),
         meta_dir: args.meta_dir.clone(),
+        btf_dir: args.btf_dir.clone(),
         destdir: args.destdir.clone(),
     }
 }

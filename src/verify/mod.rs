@@ -6,11 +6,12 @@
 mod loader;
 mod log;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
 use crate::core::lock;
+use crate::core::minimized_btf::built_bpf_objects;
 use crate::core::probe::Probe;
 use crate::core::selection::Selection;
 use crate::core::workspace::Workspace;
@@ -58,7 +59,7 @@ pub fn verify(workspace: &Workspace, selection: &Selection, options: &VerifyOpti
             .map(String::as_str)
             .collect();
         let mut seen: Vec<String> = Vec::new();
-        for object in objects_of(workspace, probe)? {
+        for object in built_bpf_objects(workspace, probe)? {
             let relative = object.strip_prefix(&workspace.root).unwrap_or(&object);
             println!("   Verifying {} ({})", probe.name, relative.display());
             let result = loader::verify_object(&loader, &object, &skip)
@@ -99,24 +100,6 @@ pub fn verify(workspace: &Workspace, selection: &Selection, options: &VerifyOpti
         );
     }
     Ok(())
-}
-
-/// The built `.bpf.o` files of a probe, where the build puts them.
-fn objects_of(workspace: &Workspace, probe: &Probe) -> Result<Vec<PathBuf>> {
-    let out_dir = workspace.probe_output_dir(&probe.name);
-    let mut objects = Vec::new();
-    for bpf in probe.sources()?.bpf {
-        let object = out_dir.join(format!("{}.bpf.o", bpf.relative_stem.display()));
-        if !object.is_file() {
-            bail!(
-                "`{}` is not built (run `ebpf-probe -b {}` first)",
-                object.display(),
-                probe.name
-            );
-        }
-        objects.push(object);
-    }
-    Ok(objects)
 }
 
 fn render(program: &ProgramResult, probe: &Probe, root: &Path) -> String {

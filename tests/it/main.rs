@@ -1,5 +1,6 @@
 //! One integration test binary (one link step), a module per command; see `support` for the workspace builder.
 
+mod btfgen;
 mod build;
 mod check;
 mod cli;
