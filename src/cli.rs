@@ -11,6 +11,7 @@ pub use crate::core::artifacts::{
 
 const AFTER_HELP: &str = "\
 Flags may be combined; they run in the order check → clean → gen → build → install.
+Kernels without BTF: `ebpf-probe btfgen --kernel DIR|FILE` makes .output/btf/<release>.btf, `install` ships it.
 
 Examples:
   ebpf-probe --check --fix -g -b     set up this machine, generate the kernel header, build every probe
@@ -28,7 +29,10 @@ Environment:
   HTTPS_PROXY, NO_PROXY            proxy for downloading the pinned libbpf
   EBPF_PROBE_PCH=0                 parse the kernel header in every BPF compile instead of precompiling it once
   EBPF_PROBE_SAFE_DIRECTORIES      trust workspaces owned by another user: DIR[:DIR...] or *
-  EBPF_PROBE_SLOW_SECONDS=60       name a build step still running after this long (a hung tool)";
+  EBPF_PROBE_SLOW_SECONDS=60       name a build step still running after this long (a hung tool)
+  EBPF_PROBE_BTF_FILE, EBPF_PROBE_BTF_DIR  read by probes (not ebpf-probe): the kernel BTF file their skeletons
+                                   open with (always), or the directory of <release>.btf used when the kernel has
+                                   no /sys/kernel/btf/vmlinux (default /opt/gala-gopher/btf)";
 
 #[derive(Debug, Parser)]
 #[command(

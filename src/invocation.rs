@@ -2,7 +2,7 @@
 //! (the old `build.sh` flags or subcommands); `Environment` is what the environment says (`VMLINUX_VER`,
 //! `BUILD_OPTS`, `EXTEND_PROBES`, `EBPF_PROBE_PCH`), read once; then the workspace is found (its configuration
 //! parsed once), the probes selected once, and the operations run in the fixed order
-//! check → clean → gen → build → install.
+//! check → clean → gen → build → verify → btfgen → install.
 
 use std::path::{Path, PathBuf};
 

@@ -39,6 +39,11 @@ const SUBCOMMANDS: &[(&str, &str, &[&str])] = &[
         &[],
     ),
     (
+        "btfgen",
+        "Usage: ebpf-probe btfgen [OPTIONS] --kernel <FILE|DIR> [PROBE]...",
+        &["--kernel"],
+    ),
+    (
         "install",
         "Usage: ebpf-probe install [OPTIONS] [PROBE]...",
         INSTALL_DIRS,
@@ -84,6 +89,8 @@ const INSTALL_DIRS: &[&str] = &[
     "--conf-dir",
     "-m",
     "--meta-dir",
+    "-B",
+    "--btf-dir",
     "--destdir",
 ];
 
@@ -127,6 +134,8 @@ const ENVIRONMENT: &[&str] = &[
     "EBPF_PROBE_PCH",
     "EBPF_PROBE_SAFE_DIRECTORIES",
     "EBPF_PROBE_SLOW_SECONDS",
+    "EBPF_PROBE_BTF_FILE",
+    "EBPF_PROBE_BTF_DIR",
 ];
 
 fn help(args: &[&str]) -> String {
