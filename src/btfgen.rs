@@ -70,7 +70,8 @@ pub fn btfgen(
     }
 
     let _lock = lock::lock_output_dir(&workspace.output_dir())?;
-    ensure_btf_output_dir(workspace)?;
+    // Temp files of a btfgen that was killed (their process is gone).
+    paths::remove_abandoned_temp_files(&ensure_btf_output_dir(workspace)?);
     let mut record = read_record(workspace)?;
     let mut written = Vec::new();
     for input in &inputs {

@@ -151,7 +151,7 @@ fn killprobe_loads_and_fires_with_its_minimized_btf_and_fails_with_a_btf_lacking
 }
 
 #[test]
-fn the_rust_sdk_loads_with_the_minimized_btf_too() {
+fn the_rust_sdk_loads_and_fires_with_the_minimized_btf_too() {
     if !require_kernel() || !require("cargo", has_program("cargo")) {
         return;
     }
@@ -166,7 +166,7 @@ fn the_rust_sdk_loads_with_the_minimized_btf_too() {
         .success();
     let minimized = ws.path(&format!(".output/btf/{}.btf", release()));
     let binary = ws.path(".output/bin/tcpprobe");
-    let probe = crate::support::RunningProbe::start_with_env(
+    let mut probe = crate::support::RunningProbe::start_with_env(
         &binary,
         &[],
         &[("EBPF_PROBE_BTF_FILE", minimized.as_os_str())],
@@ -179,6 +179,28 @@ fn the_rust_sdk_loads_with_the_minimized_btf_too() {
         probe.startup.iter().any(|l| l.contains(&said)),
         "expected {said:?} in {:#?}",
         probe.startup
+    );
+    // It fires: a loopback connection that closes is reported, with its server port.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = listener.local_addr().unwrap();
+    let client = std::thread::spawn(move || {
+        let mut stream = std::net::TcpStream::connect(server).unwrap();
+        std::io::Write::write_all(&mut stream, b"hello").unwrap();
+    });
+    let (mut accepted, _) = listener.accept().unwrap();
+    let mut buffer = Vec::new();
+    std::io::Read::read_to_end(&mut accepted, &mut buffer).unwrap();
+    drop(accepted);
+    client.join().unwrap();
+    let port = format!("|{}|", server.port());
+    let line = probe.wait_for_line(std::time::Duration::from_secs(3), |l| {
+        l.starts_with("|tcp_link|") && l.contains(&port)
+    });
+    assert!(
+        line.is_some(),
+        "expected a tcp_link line for port {}; the probe printed {:#?}",
+        server.port(),
+        probe.seen
     );
     assert!(probe.terminate().success());
     // And an unrelated BTF makes the load fail: the file is the one libbpf used.
