@@ -14,8 +14,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::core::lock;
 use crate::core::minimized_btf::{
-    built_bpf_objects, ensure_btf_output_dir, minimized_btf_path, read_record, write_record,
-    KernelRecord,
+    ensure_btf_output_dir, minimized_btf_path, read_record, write_record, KernelRecord,
 };
 use crate::core::selection::Selection;
 use crate::core::workspace::Workspace;
@@ -51,7 +50,7 @@ pub fn btfgen(
     let inputs = kernel_inputs(&options.kernels)?;
     let mut objects = Vec::new();
     for probe in &selection.probes {
-        objects.extend(built_bpf_objects(workspace, probe)?);
+        objects.extend(workspace.built_bpf_objects(probe)?);
     }
     if objects.is_empty() {
         let names: Vec<&str> = selection.probes.iter().map(|p| p.name.as_str()).collect();

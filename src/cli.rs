@@ -17,8 +17,12 @@ Examples:
   ebpf-probe --check --fix -g -b     set up this machine, generate the kernel header, build every probe
   ebpf-probe -b killprobe -d         build one probe with -DGOPHER_DEBUG
   ebpf-probe -b --verify             build, then run every program through this kernel's verifier
+  ebpf-probe compat --kernel btfs/   check attach targets and CO-RE of every program against many kernels
   ebpf-probe check --json            environment facts for scripts
   ebpf-probe gen --btf 5.10.btf --kernel-release 5.10.0-60.18.0.50.oe2203.x86_64
+  ebpf-probe -g --vmlinux /usr/lib/debug/lib/modules/R/vmlinux   header from DWARF (pahole), named from its banner
+  ebpf-probe -g --kernel-package                                  this kernel's debuginfo package → header
+  ebpf-probe -g --btf arm64.btf --arch aarch64 -b --arch aarch64  linux_<R>.aarch64.h → .output/aarch64/
 
 Environment:
   CLANG, LLVM_STRIP, BPFTOOL, CC, CXX  use these programs instead of searching PATH
@@ -94,6 +98,30 @@ pub struct Cli {
     )]
     pub btf: Option<PathBuf>,
 
+    /// With -g: read the types from a vmlinux (or any ELF): its .BTF, else its DWARF through `pahole -J`
+    /// (dwarves); the release comes from its banner unless --kernel-release names it
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "gen",
+        conflicts_with = "btf",
+        help_heading = "Actions (build.sh spellings)"
+    )]
+    pub vmlinux: Option<PathBuf>,
+
+    /// With -g: fetch the distro's kernel debug package for RELEASE (default: uname -r) and read its vmlinux
+    /// (kernel-debuginfo with dnf/yum and repo-config/openEuler.repo; linux-image-RELEASE-dbg/-dbgsym on
+    /// Debian/Ubuntu)
+    #[arg(
+        long,
+        value_name = "RELEASE",
+        num_args = 0..=1,
+        requires = "gen",
+        conflicts_with_all = ["btf", "vmlinux"],
+        help_heading = "Actions (build.sh spellings)"
+    )]
+    pub kernel_package: Option<Option<String>>,
+
     /// With -g: the kernel release the header is for (default: uname -r)
     #[arg(
         long,
@@ -102,6 +130,15 @@ pub struct Cli {
         help_heading = "Actions (build.sh spellings)"
     )]
     pub kernel_release: Option<String>,
+
+    /// With -g: write linux_<release>.<ARCH>.h for another architecture (x86_64, aarch64, riscv64), leaving
+    /// vmlinux.h alone; with -b: build BPF objects for ARCH into .output/<ARCH>/ against that header
+    #[arg(
+        long,
+        value_name = "ARCH",
+        help_heading = "Actions (build.sh spellings)"
+    )]
+    pub arch: Option<String>,
 
     /// Build the named probes, or all probes in probes/
     #[arg(short = 'b', long = "build", value_name = "PROBE", num_args = 0.., help_heading = "Actions (build.sh spellings)")]
@@ -213,6 +250,17 @@ pub enum Command {
     /// (`<distro>/<version>/<arch>/<release>.btf.tar.xz`) works as it is. Two inputs for one release are an
     /// error. Run it again after changing a probe: `install` refuses minimized BTF made for other objects.
     Btfgen(BtfgenArgs),
+    /// Build if needed, then check every program's attach target, CO-RE relocations and kfuncs against kernels
+    ///
+    /// Nothing is loaded and no root is needed: each built .bpf.o is read (its sections, .BTF and .BTF.ext) and
+    /// resolved against the running kernel (its BTF, /proc/kallsyms, tracefs) and against every --kernel: a raw
+    /// BTF file (BTFHub's .btf), an ELF file with a .BTF section (a vmlinux), or a directory searched for them
+    /// (BTFHub's distro/version/arch/release.btf layout). kprobe targets are looked up with their compiler-renamed
+    /// variants (.isra.0, .constprop.0, .part.0, .cold) and nearest names; tracepoints in tracefs or, for BTF files,
+    /// as btf_trace_* types; uprobe targets (sections naming BINARY:SYMBOL, and `uprobes` in probe.toml) in the
+    /// binary's symbols on this machine. Prints a matrix program × kernel (✔, ⚠ loads with a caveat, ✘ with the
+    /// reason) and exits non-zero when a program not listed in its probe.toml's `compat_optional` fails anywhere.
+    Compat(CompatArgs),
     /// Build if needed, then install probes, their .meta files and conf/ files (same as --install)
     Install(InstallArgs),
     /// Remove exactly the files `install` recorded (same directory flags as install)
@@ -291,6 +339,16 @@ pub struct GenArgs {
     /// Read BTF from FILE (raw BTF or an ELF with a .BTF section) instead of /sys/kernel/btf/vmlinux
     #[arg(long, value_name = "FILE")]
     pub btf: Option<PathBuf>,
+    /// Read the types from a vmlinux (or any ELF): its .BTF, else its DWARF through `pahole -J` (dwarves); the
+    /// release comes from its banner unless --kernel-release names it
+    #[arg(long, value_name = "FILE", conflicts_with = "btf")]
+    pub vmlinux: Option<PathBuf>,
+    /// Fetch the distro's kernel debug package for RELEASE (default: uname -r) and read its vmlinux
+    #[arg(long, value_name = "RELEASE", num_args = 0..=1, conflicts_with_all = ["btf", "vmlinux"])]
+    pub kernel_package: Option<Option<String>>,
+    /// Write linux_<release>.<ARCH>.h for another architecture (x86_64, aarch64, riscv64); vmlinux.h is left alone
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<String>,
     /// The kernel release the header is for; names include/linux_<RELEASE>.h (default: uname -r)
     #[arg(long, value_name = "RELEASE")]
     pub kernel_release: Option<String>,
@@ -314,6 +372,10 @@ pub struct BuildArgs {
     /// After a successful build, load every program built into the kernel's verifier (see `verify`)
     #[arg(long)]
     pub verify: bool,
+    /// Build BPF objects for ARCH (x86_64, aarch64, riscv64) into .output/<ARCH>/ against
+    /// include/linux_<release>.<ARCH>.h (made by `gen --arch`); userland is skipped
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<String>,
 }
 
 #[derive(Debug, Args, Default)]
@@ -339,6 +401,25 @@ pub struct CleanArgs {
     /// Probes to act on; all when none are given
     #[arg(value_name = "PROBE")]
     pub probes: Vec<String>,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct CompatArgs {
+    /// Probes to check; all when none are given
+    #[arg(value_name = "PROBE")]
+    pub probes: Vec<String>,
+    /// A kernel's BTF: a raw BTF file, an ELF file with .BTF, or a directory of them (repeatable)
+    #[arg(long = "kernel", value_name = "FILE|DIR")]
+    pub kernels: Vec<PathBuf>,
+    /// Leave the running kernel out (check only the --kernel files)
+    #[arg(long)]
+    pub no_running: bool,
+    /// Print the result as JSON (shape: see the README, "compat --json")
+    #[arg(long)]
+    pub json: bool,
+    /// Kernels read in parallel (default: the number of CPUs)
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<usize>,
 }
 
 #[derive(Debug, Args, Default)]
@@ -401,6 +482,12 @@ pub struct NewArgs {
     /// Executable name when it should differ from the probe name
     #[arg(long, value_name = "NAME")]
     pub binary: Option<String>,
+    /// Write the probe even when its attach target does not exist on this machine (a probe for another kernel)
+    ///
+    /// Without it, a missing tracepoint, kernel function, binary or symbol (named with the nearest real names)
+    /// or a kprobe on a kernel without kprobes stops `new` before any file is written.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, clap::ValueEnum)]

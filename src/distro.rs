@@ -16,6 +16,10 @@ pub struct OsRelease {
     pub id_like: Vec<String>,
     pub pretty_name: String,
     pub version_id: String,
+    /// `VERSION_CODENAME` (Debian/Ubuntu's suite, `bookworm`); empty where the distro has none.
+    pub version_codename: String,
+    /// `VERSION` (`22.03 (LTS-SP1)` on openEuler).
+    pub version: String,
 }
 
 impl OsRelease {
@@ -44,6 +48,8 @@ impl OsRelease {
                 .collect(),
             pretty_name: get("PRETTY_NAME"),
             version_id: get("VERSION_ID"),
+            version_codename: get("VERSION_CODENAME"),
+            version: get("VERSION"),
         }
     }
 }

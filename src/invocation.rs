@@ -2,7 +2,7 @@
 //! (the old `build.sh` flags or subcommands); `Environment` is what the environment says (`VMLINUX_VER`,
 //! `BUILD_OPTS`, `EXTEND_PROBES`, `EBPF_PROBE_PCH`), read once; then the workspace is found (its configuration
 //! parsed once), the probes selected once, and the operations run in the fixed order
-//! check → clean → gen → build → verify → btfgen → install.
+//! check → clean → gen → build → verify → compat → btfgen → install.
 
 use std::path::{Path, PathBuf};
 
@@ -12,13 +12,15 @@ use crate::btfgen::{self, BtfgenOptions};
 use crate::build::{self, BuildOptions};
 use crate::check::{self, CheckOptions};
 use crate::cli::{
-    BtfgenArgs, BuildArgs, CheckArgs, Cli, Command, CompletionsArgs, GenArgs, ImportArgs, InitArgs,
-    InstallArgs, ManArgs, MessageFormatArg, NewArgs, RunArgs, ShellArg, UserlandArg,
+    BtfgenArgs, BuildArgs, CheckArgs, Cli, Command, CompatArgs, CompletionsArgs, GenArgs,
+    ImportArgs, InitArgs, InstallArgs, ManArgs, MessageFormatArg, NewArgs, RunArgs, ShellArg,
+    UserlandArg,
 };
+use crate::compat::{self, CompatOptions};
 use crate::core::probe::Userland;
 use crate::core::selection;
 use crate::core::workspace::Workspace;
-use crate::generate::{self, GenOptions};
+use crate::generate::{self, BtfSource, GenOptions};
 use crate::install::{self, InstallDirs};
 use crate::kernel;
 use crate::kernel::KERNEL_BTF;
@@ -46,6 +48,7 @@ pub struct Request {
     pub run: Option<RunArgs>,
     pub check_meta: Option<Vec<String>>,
     pub verify: Option<Vec<String>>,
+    pub compat: Option<CompatArgs>,
     pub import: Option<ImportArgs>,
     pub completions: Option<CompletionsArgs>,
     pub man: Option<ManArgs>,
@@ -79,6 +82,7 @@ impl Request {
                 Command::Run(args) => plan.run = Some(args),
                 Command::CheckMeta(args) => plan.check_meta = Some(args.probes),
                 Command::Verify(args) => plan.verify = Some(args.probes),
+                Command::Compat(args) => plan.compat = Some(args),
                 Command::Import(args) => plan.import = Some(args),
                 Command::Completions(args) => plan.completions = Some(args),
                 Command::Man(args) => plan.man = Some(args),
@@ -95,6 +99,9 @@ impl Request {
         if cli.gen {
             plan.gen = Some(GenArgs {
                 btf: cli.btf,
+                vmlinux: cli.vmlinux,
+                kernel_package: cli.kernel_package,
+                arch: cli.arch.clone(),
                 kernel_release: cli.kernel_release,
             });
         }
@@ -105,6 +112,7 @@ impl Request {
                 jobs: cli.jobs,
                 message_format: cli.message_format,
                 verify: cli.verify,
+                arch: cli.arch,
             });
         }
         if cli.install {
@@ -118,6 +126,31 @@ impl Request {
             });
         }
         Ok(plan)
+    }
+}
+
+/// `-b` for the running kernel: a program of a kind it lacks builds, but is said to be unattachable here.
+fn warn_about_attach_kinds_missing_here(
+    workspace: &Workspace,
+    selection: &selection::Selection,
+    kernel_release: &str,
+) {
+    if kernel::release().ok().as_deref() != Some(kernel_release) {
+        return;
+    }
+    let objects: Vec<(String, PathBuf)> = selection
+        .probes
+        .iter()
+        .flat_map(|probe| {
+            workspace
+                .built_bpf_objects(probe)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|object| (probe.name.clone(), object))
+        })
+        .collect();
+    for warning in crate::targets::kinds_missing_here(&objects) {
+        eprintln!("warning: {warning}");
     }
 }
 
@@ -292,10 +325,18 @@ pub fn run(request: Request) -> Result<()> {
     };
     if let Some(args) = &request.new {
         let attach = Attach::parse(&args.attach)?;
-        if let Some(problem) = attach.problem_here() {
-            // The probe may be meant for another machine: said, not refused.
+        let problems = crate::targets::problems_here(attach.target())?;
+        if !problems.is_empty() {
+            let list = problems.join("\n  ");
+            if !args.force {
+                bail!(
+                    "`--attach {}` cannot attach on this machine:\n  {list}\nnothing was written; if the probe is \
+                     meant for another machine, `--force` writes it anyway",
+                    args.attach
+                );
+            }
             eprintln!(
-                "warning: `--attach {}`: {problem}; writing the probe anyway",
+                "warning: `--attach {}` cannot attach on this machine:\n  {list}\nwriting the probe anyway (--force)",
                 args.attach
             );
         }
@@ -334,23 +375,34 @@ pub fn run(request: Request) -> Result<()> {
         crate::clean::clean(&workspace, probes)?;
     }
     if let Some(args) = &request.gen {
-        let kernel_release = match &args.kernel_release {
-            Some(r) => r.clone(),
-            None => kernel::release()?,
+        let source = match (&args.vmlinux, &args.kernel_package, &args.btf) {
+            (Some(vmlinux), _, _) => BtfSource::Vmlinux(vmlinux.clone()),
+            (None, Some(release), _) => BtfSource::KernelPackage(release.clone()),
+            (None, None, btf) => BtfSource::Btf(
+                btf.clone()
+                    .unwrap_or_else(|| Path::new(KERNEL_BTF).to_path_buf()),
+            ),
         };
         let options = GenOptions {
-            btf: args
-                .btf
-                .clone()
-                .unwrap_or_else(|| Path::new(KERNEL_BTF).to_path_buf()),
-            kernel_release,
+            source,
+            kernel_release: args.kernel_release.clone(),
+            arch: args.arch.clone(),
         };
-        let header = generate::generate_header(&workspace, &options)?;
-        eprintln!(
-            "   Generated {} (vmlinux.h → {})",
-            header.display(),
-            header.file_name().unwrap_or_default().to_string_lossy()
-        );
+        let generated = generate::generate_header(&workspace, &options)?;
+        let name = generated
+            .header
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        if generated.linked {
+            eprintln!(
+                "   Generated {} (vmlinux.h → {name})",
+                generated.header.display()
+            );
+        } else {
+            eprintln!("   Generated {}", generated.header.display());
+        }
     }
     let build_options = |debug: bool,
                          jobs: Option<usize>,
@@ -383,9 +435,20 @@ pub fn run(request: Request) -> Result<()> {
     if let Some(args) = &request.build {
         let selection = selection::select(&workspace, &args.probes, &environment.exclude)?;
         let options = build_options(args.debug, args.jobs, args.message_format)?;
-        build::build(&workspace, &selection, &options)?;
-        if args.verify {
-            verify::verify(&workspace, &selection, &verify_options(&options))?;
+        if let Some(arch) = &args.arch {
+            let arch = generate::normalize_arch(arch).with_context(|| {
+                format!("unknown architecture `{arch}` for --arch (use x86_64, aarch64 or riscv64)")
+            })?;
+            if args.verify {
+                bail!("--verify loads programs into this kernel; it cannot check objects built with --arch {arch}");
+            }
+            build::cross::build_for_arch(&workspace, &selection, &options, arch)?;
+        } else {
+            build::build(&workspace, &selection, &options)?;
+            warn_about_attach_kinds_missing_here(&workspace, &selection, &options.kernel_release);
+            if args.verify {
+                verify::verify(&workspace, &selection, &verify_options(&options))?;
+            }
         }
     }
     if let Some(probes) = &request.verify {
@@ -393,6 +456,22 @@ pub fn run(request: Request) -> Result<()> {
         let options = build_options(false, None, MessageFormatArg::Human)?;
         build::build(&workspace, &selection, &options)?;
         verify::verify(&workspace, &selection, &verify_options(&options))?;
+    }
+    if let Some(args) = &request.compat {
+        let selection = selection::select(&workspace, &args.probes, &environment.exclude)?;
+        let options = build_options(false, None, MessageFormatArg::Human)?;
+        build::build(&workspace, &selection, &options)?;
+        let compat_options = CompatOptions {
+            kernels: args.kernels.clone(),
+            running: !args.no_running,
+            json: args.json,
+            jobs: match args.jobs {
+                Some(0) => bail!("-j 0 checks nothing; give at least 1"),
+                Some(n) => n,
+                None => options.jobs,
+            },
+        };
+        compat::compat(&workspace, &selection, &compat_options)?;
     }
     if let Some(args) = &request.btfgen {
         let selection = selection::select(&workspace, &args.probes, &environment.exclude)?;

@@ -81,6 +81,20 @@ pub fn is_root() -> bool {
     effective_uid() == Some(0)
 }
 
+/// Whether this process may load BPF programs: CAP_SYS_ADMIN, or CAP_BPF (kernel ≥ 5.8), in its effective set.
+/// Root without capabilities (a container, `setpriv --bounding-set=-all`) may not.
+pub fn can_load_bpf() -> bool {
+    const CAP_SYS_ADMIN: u32 = 21;
+    const CAP_BPF: u32 = 39;
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+            u64::from_str_radix(hex.trim(), 16).ok()
+        })
+        .is_some_and(|caps| caps & (1 << CAP_SYS_ADMIN) != 0 || caps & (1 << CAP_BPF) != 0)
+}
+
 /// Whether a filesystem of type `fstype` is mounted at `mount_point` (per /proc/mounts).
 pub fn is_mounted(fstype: &str, mount_point: &str) -> bool {
     std::fs::read_to_string("/proc/mounts")

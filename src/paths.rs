@@ -80,6 +80,16 @@ pub fn temp_file_beside(path: &Path) -> Result<tempfile::TempPath> {
     Ok(file.into_temp_path())
 }
 
+/// `temp_file_beside`, kept open for reading and writing (a header written as it streams in, then fixed up).
+pub fn open_temp_file_beside(path: &Path) -> Result<tempfile::NamedTempFile> {
+    let dir = parent_dir(path);
+    tempfile::Builder::new()
+        .prefix(&temp_prefix(path))
+        .rand_bytes(8)
+        .tempfile_in(dir)
+        .with_context(|| format!("failed to create a temp file in `{}`", dir.display()))
+}
+
 pub fn set_mode(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))

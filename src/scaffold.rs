@@ -27,16 +27,15 @@ pub enum Attach {
 }
 
 impl Attach {
-    /// Why this target cannot be attached on this machine, when that can be told (see `attach_target`).
-    pub fn problem_here(&self) -> Option<String> {
-        match self {
-            Attach::Tracepoint { category, name } => {
-                crate::attach_target::tracepoint_problem(category, name)
-            }
-            Attach::RawTracepoint { name } => crate::attach_target::raw_tracepoint_problem(name),
-            Attach::Kprobe { function } => crate::attach_target::kprobe_problem(function),
-            Attach::Uprobe { binary, .. } | Attach::Uretprobe { binary, .. } => {
-                crate::attach_target::uprobe_binary_problem(binary)
+    /// The target as `compat` resolves it (a uretprobe attaches where a uprobe does).
+    pub fn target(&self) -> crate::targets::needs::Attach {
+        use crate::targets::needs::Attach as Target;
+        match self.clone() {
+            Attach::Tracepoint { category, name } => Target::Tracepoint { category, name },
+            Attach::RawTracepoint { name } => Target::RawTracepoint { name },
+            Attach::Kprobe { function } => Target::Kprobe { function },
+            Attach::Uprobe { binary, symbol } | Attach::Uretprobe { binary, symbol } => {
+                Target::Uprobe { binary, symbol }
             }
         }
     }

@@ -23,6 +23,15 @@ pub enum ToolKind {
     AptGet,
     Dnf,
     Yum,
+    /// DWARF → BTF for kernels without BTF (dwarves).
+    Pahole,
+    /// Unpacks a kernel debug `.deb`.
+    DpkgDeb,
+    /// Unpacks a `kernel-debuginfo` rpm (libarchive reads rpm).
+    Bsdtar,
+    /// Cross compilers for other architectures' userland, by their Debian/Fedora names.
+    CrossGccAarch64,
+    CrossGccRiscv64,
 }
 
 impl ToolKind {
@@ -54,6 +63,11 @@ impl ToolKind {
             ToolKind::AptGet => &["apt-get"],
             ToolKind::Dnf => &["dnf"],
             ToolKind::Yum => &["yum"],
+            ToolKind::Pahole => &["pahole"],
+            ToolKind::DpkgDeb => &["dpkg-deb"],
+            ToolKind::Bsdtar => &["bsdtar"],
+            ToolKind::CrossGccAarch64 => &["aarch64-linux-gnu-gcc"],
+            ToolKind::CrossGccRiscv64 => &["riscv64-linux-gnu-gcc"],
         }
     }
 
@@ -169,6 +183,9 @@ fn is_executable(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// How much of a streamed child's stderr is kept for its error (the end, where tools say what went wrong).
+const STREAM_STDERR_LIMIT: usize = 64 * 1024;
+
 /// A command line to run; displays shell-escaped so a user can paste it.
 #[derive(Clone, Debug)]
 pub struct Cmd {
@@ -261,6 +278,93 @@ impl Cmd {
             .stdin(Stdio::null())
             .output()
             .with_context(|| format!("could not start `{self}`"))
+    }
+
+    /// Runs with stdout handed to `consume` as the child writes it (a 3 MB kernel header is never held whole),
+    /// stderr kept (its last `STREAM_STDERR_LIMIT` bytes) for the error. The child dies with us, and is killed when
+    /// `timeout` passes or `consume` fails; a non-zero exit is an error like `run`'s. `consume` must read to the end.
+    pub fn stream_stdout<T>(
+        &self,
+        timeout: std::time::Duration,
+        consume: impl FnOnce(&mut dyn std::io::BufRead) -> Result<T>,
+    ) -> Result<T> {
+        use std::io::Read;
+        let mut child = self
+            .dying_with_us()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("could not start `{self}`"))?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut stderr = child.stderr.take().expect("stderr is piped");
+        // A bigger pipe means fewer wake-ups of both sides; the kernel may refuse, which only costs speed.
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: fcntl on a pipe fd we own; no memory is passed.
+            unsafe { libc::fcntl(stdout.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
+        }
+        let stderr_reader = std::thread::spawn(move || {
+            let mut kept: Vec<u8> = Vec::new();
+            let mut chunk = [0u8; 8192];
+            while let Ok(n) = stderr.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                kept.extend_from_slice(&chunk[..n]);
+                if kept.len() > 2 * STREAM_STDERR_LIMIT {
+                    kept.drain(..kept.len() - STREAM_STDERR_LIMIT);
+                }
+            }
+            let start = kept.len().saturating_sub(STREAM_STDERR_LIMIT);
+            kept.split_off(start)
+        });
+        // The watchdog signals the child only while it is unreaped (it is joined before `wait`), so the pid
+        // cannot belong to another process by then.
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let pid = child.id() as libc::pid_t;
+        let watchdog = std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(timeout) {
+                // SAFETY: kill has no memory effects; `pid` is our unreaped child.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                return true;
+            }
+            false
+        });
+        let mut reader = std::io::BufReader::with_capacity(1 << 18, stdout);
+        let consumed = consume(&mut reader);
+        if consumed.is_err() {
+            // SAFETY: as above; the child is not reaped yet.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        drop(reader);
+        let _ = stop.send(());
+        let timed_out = watchdog.join().unwrap_or(false);
+        let status = child
+            .wait()
+            .with_context(|| format!("could not wait for `{self}`"))?;
+        let stderr = stderr_reader.join().unwrap_or_default();
+        if timed_out {
+            bail!(
+                "`{self}` was killed after {} s without finishing",
+                timeout.as_secs()
+            );
+        }
+        // Killed by us after `consume` failed: its error says what was wrong, not the SIGKILL. A child that failed
+        // on its own says why in its stderr, whatever `consume` made of the partial output.
+        let killed_by_us = {
+            use std::os::unix::process::ExitStatusExt;
+            consumed.is_err() && status.signal() == Some(libc::SIGKILL)
+        };
+        if !status.success() && !killed_by_us {
+            let output = Output {
+                status,
+                stdout: Vec::new(),
+                stderr,
+            };
+            return Err(ProcessError::new(self, &output).into());
+        }
+        consumed
     }
 
     /// Runs capturing output; a non-zero exit becomes an error carrying the command line and its stderr.

@@ -2,6 +2,7 @@
 //! (`plan`), runs it in parallel and incrementally (`graph`, `fresh`), then builds the Rust probes with one
 //! cargo run. One probe's failure does not stop the others.
 
+pub mod cross;
 pub mod plan;
 pub mod prelude;
 pub mod rust;

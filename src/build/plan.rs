@@ -475,7 +475,11 @@ fn probe_clang_flags(probe: &Probe) -> &[String] {
 type SharedSteps = (Vec<usize>, Vec<PathBuf>);
 
 /// The shared sets `probe` links, each checked to exist.
-fn shared_names(workspace: &Workspace, probe: &Probe, sets: &[SharedSet]) -> Result<Vec<String>> {
+pub(super) fn shared_names(
+    workspace: &Workspace,
+    probe: &Probe,
+    sets: &[SharedSet],
+) -> Result<Vec<String>> {
     let (names, from) = match &probe.config.shared {
         Some(names) => (names.clone(), probe.config_path()),
         None => (workspace.default_shared(), workspace.manifest_path()),
@@ -494,7 +498,7 @@ fn shared_names(workspace: &Workspace, probe: &Probe, sets: &[SharedSet]) -> Res
     Ok(names)
 }
 
-fn probe_flags(
+pub(super) fn probe_flags(
     workspace: &Workspace,
     probe: &Probe,
     sets: &[SharedSet],

@@ -12,19 +12,33 @@ use crate::kernel::KERNEL_BTF;
 use crate::libbpf::{Decision, Libbpf};
 
 pub fn rows() -> Vec<Row> {
-    let btf = if Path::new(KERNEL_BTF).is_file() {
+    let has_btf = Path::new(KERNEL_BTF).is_file();
+    let btf = if has_btf {
         Row::new("kernel", "btf", false).pass(KERNEL_BTF)
     } else {
         Row::new("kernel", "btf", false).fail(
             format!("{KERNEL_BTF} missing (CONFIG_DEBUG_INFO_BTF off)"),
-            "generate headers from a BTF file: `ebpf-probe gen --btf FILE --kernel-release R` (FILE from BTFHub, a vmlinux ELF, or `pahole -J`)",
+            "generate the header from the kernel's DWARF: `ebpf-probe -g --kernel-package` (or `-g --vmlinux FILE`, `-g --btf FILE`)",
         )
     };
+    let route = Row::new("kernel", "gen route", false).pass(gen_route(has_btf));
     vec![
         btf,
+        route,
         mount_row("tracefs", "tracefs", "/sys/kernel/tracing"),
         mount_row("bpffs", "bpf", "/sys/fs/bpf"),
     ]
+}
+
+/// Which way a plain `-g` makes this kernel's header.
+fn gen_route(has_btf: bool) -> String {
+    if has_btf {
+        format!("-g dumps {KERNEL_BTF} with bpftool")
+    } else {
+        "-g cannot read this kernel's BTF: `-g --kernel-package` fetches its debuginfo vmlinux, pahole -J encodes its \
+         DWARF as BTF, bpftool dumps that"
+            .to_string()
+    }
 }
 
 fn mount_row(name: &'static str, fstype: &'static str, point: &'static str) -> Row {

@@ -1,4 +1,5 @@
-//! The `tools` section: clang (and its minimum version), llvm-strip, bpftool (with `gen skeleton`), cc, make.
+//! The `tools` section: clang (and its minimum version), llvm-strip, bpftool (with `gen skeleton`), cc, make, pahole
+//! (DWARF → BTF for `-g`), and the cross compilers `-b --arch` builds other architectures' userland with.
 
 use super::fix::FixAction;
 use super::{Host, Row};
@@ -20,10 +21,41 @@ pub fn rows(host: &Host) -> Tools {
     let cc = simple_tool_row(ToolKind::Cc, "cc", true, host).with_action(FixAction::install("cc"));
     let make = simple_tool_row(ToolKind::Make, "make", false, host)
         .with_action(FixAction::install("make"));
+    // `-g` needs pahole only for a kernel without BTF (the DWARF route), so it is required only then; `--fix`
+    // installs it either way, as it does make, so `-g --vmlinux`/`--kernel-package` work after `--check --fix`.
+    let kernel_has_btf = std::path::Path::new(crate::kernel::KERNEL_BTF).is_file();
+    let pahole = simple_tool_row(ToolKind::Pahole, "pahole", !kernel_has_btf, host)
+        .with_action(FixAction::install("pahole"));
+    let mut rows = vec![clang, llvm_strip, bpftool, cc, make, pahole];
+    rows.extend(cross_compiler_rows(host));
     Tools {
-        rows: vec![clang, llvm_strip, bpftool, cc, make],
+        rows,
         bpftool_libbpf,
     }
+}
+
+/// Which cross compilers `-b --arch ARCH` can build userland with (informational: BPF objects need none, and
+/// `--fix` installs none, each is a large toolchain).
+fn cross_compiler_rows(host: &Host) -> Vec<Row> {
+    [
+        (ToolKind::CrossGccAarch64, "aarch64-linux-gnu-gcc"),
+        (ToolKind::CrossGccRiscv64, "riscv64-linux-gnu-gcc"),
+    ]
+    .into_iter()
+    .map(|(kind, name)| {
+        let r = Row::new("tools", name, false);
+        match tool::find(kind) {
+            Ok(found) => r.pass(format!(
+                "{} (-b --arch builds userland with it)",
+                found.program.display()
+            )),
+            Err(_) => r.fail(
+                "not found: -b --arch builds BPF objects only (or set CC)",
+                host.install_command(name),
+            ),
+        }
+    })
+    .collect()
 }
 
 fn clang_row(host: &Host) -> Row {

@@ -199,6 +199,15 @@ impl Compiler {
         })
     }
 
+    /// BPF objects for another architecture (`-b --arch`): `-D__TARGET_ARCH_<bpf_arch>` instead of this machine's.
+    pub fn retarget_bpf(&mut self, bpf_arch: &str) {
+        for define in &mut self.defines {
+            if define.starts_with("-D__TARGET_ARCH_") {
+                *define = format!("-D__TARGET_ARCH_{bpf_arch}");
+            }
+        }
+    }
+
     /// A compiler for a small helper the tool builds for itself in `dir` (the attach-kind check, the verifier
     /// loader): no kernel header, no workspace settings, plain output, with the libbpf the build chose.
     pub fn for_helper(dir: &Path, kernel_release: &str, libbpf: &Libbpf) -> Result<Compiler> {

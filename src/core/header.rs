@@ -13,6 +13,12 @@ pub fn header_name(release: &str) -> String {
     format!("linux_{release}.h")
 }
 
+/// Name of the header for kernel `release` on another architecture (`uname -m` name): `linux_<release>.<arch>.h`,
+/// beside the native one, which `vmlinux.h` keeps pointing at (`-b --arch` selects this one).
+pub fn arch_header_name(release: &str, arch: &str) -> String {
+    format!("linux_{release}.{arch}.h")
+}
+
 pub fn select_vmlinux_header(workspace: &Workspace, release: &str) -> Result<PathBuf> {
     let include = workspace.kernel_header_dir();
     let matched = include.join(header_name(release));

@@ -147,6 +147,13 @@ pub struct ProbeConfig {
     /// Programs `verify` does not load, each with why (an fentry on a kernel that refuses fentry loads).
     #[serde(default)]
     pub verify_skip: BTreeMap<String, String>,
+    /// Programs `compat` reports but does not fail on, each with why (a fallback the loader picks at run time).
+    #[serde(default)]
+    pub compat_optional: BTreeMap<String, String>,
+    /// Uprobe targets the loader attaches at run time (`UBPF_ATTACH`), as `BINARY:SYMBOL`, for `compat`
+    /// to check on this machine (a bare binary name is looked up on PATH and in the library dirs).
+    #[serde(default)]
+    pub uprobes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -70,24 +70,6 @@ fn check_plain_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The built `.bpf.o` files of a probe, where the build puts them; an error naming `-b` when one is missing.
-pub fn built_bpf_objects(workspace: &Workspace, probe: &Probe) -> Result<Vec<PathBuf>> {
-    let out_dir = workspace.probe_output_dir(&probe.name);
-    let mut objects = Vec::new();
-    for bpf in probe.sources()?.bpf {
-        let object = out_dir.join(format!("{}.bpf.o", bpf.relative_stem.display()));
-        if !object.is_file() {
-            bail!(
-                "`{}` is not built (run `ebpf-probe -b {}` first)",
-                object.display(),
-                probe.name
-            );
-        }
-        objects.push(object);
-    }
-    Ok(objects)
-}
-
 /// The record, or an empty one when there is none yet.
 pub fn read_record(workspace: &Workspace) -> Result<Record> {
     let path = btf_output_dir(workspace).join(RECORD);
@@ -153,7 +135,7 @@ pub fn files_to_ship(workspace: &Workspace, probes: &[Probe]) -> Result<Vec<Mini
             );
         }
         for probe in probes {
-            for object in built_bpf_objects(workspace, probe)? {
+            for object in workspace.built_bpf_objects(probe)? {
                 let relative = object
                     .strip_prefix(&workspace.root)
                     .unwrap_or(&object)

@@ -132,6 +132,24 @@ impl Workspace {
         self.output_dir().join(probe)
     }
 
+    /// The built `.bpf.o` files of a probe, where the build puts them; an error names the first one not built.
+    pub fn built_bpf_objects(&self, probe: &Probe) -> Result<Vec<PathBuf>> {
+        let out_dir = self.probe_output_dir(&probe.name);
+        let mut objects = Vec::new();
+        for bpf in probe.sources()?.bpf {
+            let object = out_dir.join(format!("{}.bpf.o", bpf.relative_stem.display()));
+            if !object.is_file() {
+                bail!(
+                    "`{}` is not built (run `ebpf-probe -b {}` first)",
+                    object.display(),
+                    probe.name
+                );
+            }
+            objects.push(object);
+        }
+        Ok(objects)
+    }
+
     /// The environment check's own tiny probes.
     pub fn check_output_dir(&self) -> PathBuf {
         self.output_dir().join(".check")

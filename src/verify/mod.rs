@@ -11,7 +11,6 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 
 use crate::core::lock;
-use crate::core::minimized_btf::built_bpf_objects;
 use crate::core::probe::Probe;
 use crate::core::selection::Selection;
 use crate::core::workspace::Workspace;
@@ -27,9 +26,10 @@ pub struct VerifyOptions {
 
 /// Refuses before anything is built: loading programs into the kernel needs root.
 pub fn require_root() -> Result<()> {
-    if !crate::kernel::is_root() {
+    if !crate::kernel::can_load_bpf() {
         bail!(
-            "`verify` loads programs into the kernel's verifier and needs root (run it with sudo)"
+            "`verify` loads programs into the kernel's verifier and needs root (CAP_BPF or CAP_SYS_ADMIN; run it \
+             with sudo)"
         );
     }
     Ok(())
@@ -59,7 +59,7 @@ pub fn verify(workspace: &Workspace, selection: &Selection, options: &VerifyOpti
             .map(String::as_str)
             .collect();
         let mut seen: Vec<String> = Vec::new();
-        for object in built_bpf_objects(workspace, probe)? {
+        for object in workspace.built_bpf_objects(probe)? {
             let relative = object.strip_prefix(&workspace.root).unwrap_or(&object);
             println!("   Verifying {} ({})", probe.name, relative.display());
             let result = loader::verify_object(&loader, &object, &skip)

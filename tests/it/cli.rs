@@ -18,7 +18,13 @@ const SUBCOMMANDS: &[(&str, &str, &[&str])] = &[
     (
         "gen",
         "Usage: ebpf-probe gen [OPTIONS]",
-        &["--btf", "--kernel-release"],
+        &[
+            "--btf",
+            "--vmlinux",
+            "--kernel-package",
+            "--arch",
+            "--kernel-release",
+        ],
     ),
     (
         "build",
@@ -30,6 +36,7 @@ const SUBCOMMANDS: &[(&str, &str, &[&str])] = &[
             "--jobs",
             "--message-format",
             "--verify",
+            "--arch",
         ],
     ),
     ("clean", "Usage: ebpf-probe clean [OPTIONS] [PROBE]...", &[]),
@@ -44,6 +51,11 @@ const SUBCOMMANDS: &[(&str, &str, &[&str])] = &[
         &["--kernel"],
     ),
     (
+        "compat",
+        "Usage: ebpf-probe compat [OPTIONS] [PROBE]...",
+        &["--kernel", "--no-running", "--json", "-j", "--jobs"],
+    ),
+    (
         "install",
         "Usage: ebpf-probe install [OPTIONS] [PROBE]...",
         INSTALL_DIRS,
@@ -56,7 +68,7 @@ const SUBCOMMANDS: &[(&str, &str, &[&str])] = &[
     (
         "new",
         "Usage: ebpf-probe new [OPTIONS] <NAME>",
-        &["--userland", "--attach", "--binary"],
+        &["--userland", "--attach", "--binary", "--force"],
     ),
     ("init", "Usage: ebpf-probe init [OPTIONS] <DIR>", &[]),
     (
@@ -102,7 +114,10 @@ const TOP_LEVEL: &[&str] = &[
     "-g",
     "--gen",
     "--btf",
+    "--vmlinux",
+    "--kernel-package",
     "--kernel-release",
+    "--arch",
     "-b",
     "--build",
     "-d",

@@ -1,9 +1,11 @@
 //! One integration test binary (one link step), a module per command; see `support` for the workspace builder.
 
+mod arch;
 mod btfgen;
 mod build;
 mod check;
 mod cli;
+mod compat;
 mod fast;
 mod gen;
 mod graph;

@@ -192,17 +192,44 @@ fn extend_probes_naming_no_probe_is_a_warning_and_build_opts_keep_quotes() {
 }
 
 #[test]
-fn new_warns_about_an_attach_target_this_machine_does_not_have() {
+fn new_refuses_an_attach_target_this_machine_does_not_have_unless_forced() {
     if !require_kernel() {
         return;
     }
     let ws = Workspace::new();
-    ws.cmd(&["new", "typo", "--attach", "tracepoint:sched/sched_process_exc"])
-        .success()
-        .stderr_contains("warning: `--attach tracepoint:sched/sched_process_exc`: this kernel has no tracepoint `sched/sched_process_exc`; nearest: `sched_process_exec`");
+    ws.cmd(&[
+        "new",
+        "typo",
+        "--attach",
+        "tracepoint:sched/sched_process_exc",
+    ])
+    .failure()
+    .stderr_contains("`--attach tracepoint:sched/sched_process_exc` cannot attach on this machine")
+    .stderr_contains(
+        "the kernel has no tracepoint `sched/sched_process_exc`; nearest: `sched_process_exec`",
+    )
+    .stderr_contains("--force");
     ws.cmd(&["new", "nobin", "--attach", "uprobe:/no/such/binary:main"])
-        .success()
-        .stderr_contains("there is no binary `/no/such/binary` here");
+        .failure()
+        .stderr_contains("there is no binary `/no/such/binary` on this machine");
+    ws.cmd(&["new", "nosym", "--attach", "uprobe:libc.so.6:getpidd"])
+        .failure()
+        .stderr_contains("has no symbol `getpidd`; nearest: `getpid`");
+    ws.cmd(&["new", "nofn", "--attach", "kprobe:tcp_sendmsgg"])
+        .failure()
+        .stderr_contains("no function `tcp_sendmsgg`; nearest: `tcp_sendmsg`");
+    assert!(!ws.path("probes/typo").exists() && !ws.path("probes/nobin").exists());
+    // Meant for another machine: written, with the reasons as a warning.
+    ws.cmd(&[
+        "new",
+        "typo",
+        "--attach",
+        "tracepoint:sched/sched_process_exc",
+        "--force",
+    ])
+    .success()
+    .stderr_contains("writing the probe anyway (--force)");
+    assert!(ws.path("probes/typo/typo.bpf.c").is_file());
     // A real one: no warning.
     let real = ws
         .cmd(&[

@@ -118,10 +118,10 @@ fn every_rust_file_opens_with_a_doc_line() {
 fn layer(module: &str) -> Option<u8> {
     match module {
         "paths" | "tool" | "toolchain" | "kernel" | "distro" | "meta" | "names" | "embedded"
-        | "libbpf" | "attach_target" => Some(0),
+        | "libbpf" | "btf" | "targets" | "nearest" => Some(0),
         "core" => Some(1),
         "build" | "check" | "generate" | "clean" | "install" | "run" | "scaffold" | "import"
-        | "manual" | "verify" | "btfgen" => Some(2),
+        | "manual" | "verify" | "compat" | "btfgen" => Some(2),
         "invocation" | "cli" | "main" => Some(3),
         _ => None,
     }

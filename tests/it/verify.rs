@@ -271,33 +271,18 @@ fn a_verify_interrupted_with_sigint_leaves_nothing_loaded() {
 
 #[test]
 fn verify_without_root_says_so_before_building() {
-    if !require("root (to drop it)", crate::support::is_root())
+    if !require("root (to drop its capabilities)", crate::support::is_root())
         || !require("setpriv", crate::support::has_program("setpriv"))
     {
         return;
     }
     let ws = bad_probe("user");
-    // nobody must be able to enter the (root-owned, hence trusted) workspace to get as far as the check.
-    std::fs::set_permissions(
-        ws.root(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    // A copy nobody can run: the test binary may sit under root's home (CI clones into /root), and cargo's
-    // LD_LIBRARY_PATH points into the toolchain there, which nobody may read.
-    let tools = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(
-        tools.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let binary = tools.path().join("ebpf-probe");
-    std::fs::copy(crate::support::BIN, &binary).unwrap();
+    // Root without capabilities: the same user (so the workspace stays trusted and readable, whatever the
+    // permissions of `/` or of root's home are), but no right to load BPF.
     for args in [&["verify"][..], &["-b", "--verify"][..]] {
         program("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(&binary)
-            .env_remove("LD_LIBRARY_PATH")
+            .args(["--bounding-set=-all", "--inh-caps=-all"])
+            .arg(crate::support::BIN)
             .arg("-C")
             .arg(ws.root())
             .args(args)
