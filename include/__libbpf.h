@@ -7,8 +7,11 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/utsname.h>
+#include <unistd.h>
 #include <bpf/libbpf.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf_version.h>
@@ -167,12 +170,65 @@ static inline void __gopher_attach_error(const char *probe, const struct bpf_obj
     __gopher_libbpf_error(probe, what, err);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* Kernel BTF for kernels without /sys/kernel/btf/vmlinux                                   */
+
+/*
+ * Where LOAD looks for <uname -r>.btf when the kernel has no BTF of its own: where
+ * `ebpf-probe install` puts the minimized BTF files `ebpf-probe btfgen` makes (gala-gopher's
+ * directory). The environment variable EBPF_PROBE_BTF_DIR overrides it at run time.
+ */
+#ifndef GOPHER_BTF_DIR
+#define GOPHER_BTF_DIR "/opt/gala-gopher/btf"
+#endif
+
+/*
+ * The btf_custom_path LOAD opens a skeleton with (libbpf resolves CO-RE relocations against
+ * it instead of the kernel's BTF), or NULL for libbpf's own search:
+ *  - $EBPF_PROBE_BTF_FILE when set and not empty: that file, always, even on a kernel with
+ *    BTF (to test a minimized file, or use one made by hand);
+ *  - else, when /sys/kernel/btf/vmlinux is missing: $EBPF_PROBE_BTF_DIR/<uname -r>.btf
+ *    (GOPHER_BTF_DIR when the variable is unset), if that file exists.
+ * Which file is used, or that the expected one is missing, is said on stderr.
+ */
+static inline const char *__gopher_btf_custom_path(const char *probe, char *buf, size_t size)
+{
+    const char *file = getenv("EBPF_PROBE_BTF_FILE");
+    const char *dir = getenv("EBPF_PROBE_BTF_DIR");
+    struct utsname uts;
+    int n;
+
+    if (file && *file) {
+        fprintf(stderr, "%s: using kernel BTF %s (EBPF_PROBE_BTF_FILE)\n", probe, file);
+        return file;
+    }
+    if (access("/sys/kernel/btf/vmlinux", R_OK) == 0)
+        return NULL;
+    if (!dir || !*dir)
+        dir = GOPHER_BTF_DIR;
+    if (uname(&uts) != 0)
+        return NULL;
+    n = snprintf(buf, size, "%s/%s.btf", dir, uts.release);
+    if (n < 0 || (size_t)n >= size)
+        return NULL;
+    if (access(buf, R_OK) != 0) {
+        fprintf(stderr, "%s: this kernel has no /sys/kernel/btf/vmlinux and %s is missing (%s); "
+                "make it with `ebpf-probe btfgen --kernel <this kernel's BTF>` and install it, "
+                "or set EBPF_PROBE_BTF_DIR or EBPF_PROBE_BTF_FILE\n", probe, buf, strerror(errno));
+        return NULL;
+    }
+    fprintf(stderr, "%s: using kernel BTF %s (this kernel has no /sys/kernel/btf/vmlinux)\n", probe, buf);
+    return buf;
+}
+
 /*
  * LOAD(probe_name, end): open, load (verifier) and attach the skeleton <probe_name>.skel.h,
  * i.e. struct probe_name##_bpf from probe_name.bpf.c. Declares:
  *   struct probe_name##_bpf *probe_name##_skel         the skeleton (NULL until opened)
  *   struct bpf_link *probe_name##_link[BPF_LINK_MAX]   links made by UBPF_*ATTACH
  *   int probe_name##_link_current                      how many of them are in use
+ * The skeleton is opened with btf_custom_path set as __gopher_btf_custom_path says (a
+ * minimized BTF from `ebpf-probe btfgen` on kernels without /sys/kernel/btf/vmlinux).
  * Every kprobe / tracepoint / raw tracepoint section is attached by libbpf (skeleton
  * auto-attach); bare uprobe sections are left for UBPF_*ATTACH. On any failure it prints
  * what failed (probe, step, program, libbpf's reason) to stderr and does `goto end`; the code
@@ -187,15 +243,20 @@ static inline void __gopher_attach_error(const char *probe, const struct bpf_obj
     static int probe_name##_link_current __attribute__((unused));                           \
     do {                                                                                     \
         int __load_err;                                                                      \
-        probe_name##_skel = probe_name##_bpf__open();                                        \
+        char __btf_buf[4096];                                                                \
+        const char *__btf_path = __gopher_btf_custom_path(#probe_name, __btf_buf, sizeof(__btf_buf)); \
+        LIBBPF_OPTS(bpf_object_open_opts, __open_opts, .btf_custom_path = __btf_path);       \
+        probe_name##_skel = probe_name##_bpf__open_opts(&__open_opts);                       \
         if (!probe_name##_skel) {                                                            \
             __gopher_libbpf_error(#probe_name, "open BPF object " #probe_name ".bpf.o", errno); \
             goto end;                                                                        \
         }                                                                                    \
         __load_err = probe_name##_bpf__load(probe_name##_skel);                              \
         if (__load_err) {                                                                    \
-            __gopher_libbpf_error(#probe_name,                                               \
-                "load BPF object " #probe_name ".bpf.o (see libbpf/verifier output above)",  \
+            __gopher_libbpf_error(#probe_name, __btf_path                                    \
+                ? "load BPF object " #probe_name ".bpf.o with the kernel BTF named above "   \
+                  "(see libbpf/verifier output above)"                                       \
+                : "load BPF object " #probe_name ".bpf.o (see libbpf/verifier output above)", \
                 __load_err);                                                                 \
             goto end;                                                                        \
         }                                                                                    \

@@ -5,10 +5,13 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-pub use crate::core::artifacts::{DEFAULT_BIN_DIR, DEFAULT_CONF_DIR, DEFAULT_META_DIR};
+pub use crate::core::artifacts::{
+    DEFAULT_BIN_DIR, DEFAULT_BTF_DIR, DEFAULT_CONF_DIR, DEFAULT_META_DIR,
+};
 
 const AFTER_HELP: &str = "\
 Flags may be combined; they run in the order check → clean → gen → build → install.
+Kernels without BTF: `ebpf-probe btfgen --kernel DIR|FILE` makes .output/btf/<release>.btf, `install` ships it.
 
 Examples:
   ebpf-probe --check --fix -g -b     set up this machine, generate the kernel header, build every probe
@@ -32,7 +35,8 @@ Environment:
   EBPF_PROBE_SAFE_DIRECTORIES      trust workspaces owned by another user: DIR[:DIR...] or *
   EBPF_PROBE_SLOW_SECONDS=60       name a build step still running after this long (a hung tool)
   EBPF_PROBE_DEBUG_MIRROR=URL      -g --kernel-package downloads from this mirror of the distro's debug archive
-  EBPF_PROBE_DEBUG_MIRROR_UNSIGNED=1  the mirror's index is not signed with the distro's key (apt [trusted=yes])";
+  EBPF_PROBE_DEBUG_MIRROR_UNSIGNED=1  the mirror's index is not signed with the distro's key (apt [trusted=yes])
+  EBPF_PROBE_BTF_FILE, EBPF_PROBE_BTF_DIR  read by probes: the kernel BTF to load with, or where <release>.btf is";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -243,6 +247,21 @@ pub enum Command {
     /// probe.toml`, or `still rejected`). Needs root; exits non-zero when any other program is rejected, also
     /// when the flag would make it load (what the probe builds as configured is what ships).
     Verify(VerifyArgs),
+    /// Build if needed, then cut kernel BTF files down to what the probes' BPF objects use, for kernels without
+    /// /sys/kernel/btf/vmlinux
+    ///
+    /// For each kernel BTF given with --kernel, `bpftool gen min_core_btf` keeps only the types the selected
+    /// probes' CO-RE relocations need and writes .output/btf/<release>.btf, typically a few KiB instead of
+    /// megabytes. `install` ships these files to /opt/gala-gopher/btf/<release>.btf, where the C SDK's LOAD and
+    /// the Rust SDK's open_load_attach find them (btf_custom_path) on a kernel without /sys/kernel/btf/vmlinux.
+    ///
+    /// A kernel BTF is a raw BTF file or an ELF with a .BTF section, and its name gives the release:
+    /// `<release>.btf` (BTFHub), `<release>.btf.tar.xz` (BTFHub's archives, read with tar), `vmlinux-<release>`,
+    /// or /sys/kernel/btf/vmlinux (this kernel, `uname -r`). A directory is searched (6 levels, symlinked
+    /// directories not followed) for `.btf` and `.btf.tar.xz` files, so a BTFHub checkout
+    /// (`<distro>/<version>/<arch>/<release>.btf.tar.xz`) works as it is. Two inputs for one release are an
+    /// error. Run it again after changing a probe: `install` refuses minimized BTF made for other objects.
+    Btfgen(BtfgenArgs),
     /// Build if needed, then check every program's attach target, CO-RE relocations and kfuncs against kernels
     ///
     /// Nothing is loaded and no root is needed: each built .bpf.o is read (its sections, .BTF and .BTF.ext) and
@@ -375,6 +394,17 @@ pub struct BuildArgs {
     pub arch: Option<String>,
 }
 
+#[derive(Debug, Args, Default)]
+pub struct BtfgenArgs {
+    /// Probes whose BPF objects the minimized BTF serves (directory names under probes/); all when none are given
+    #[arg(value_name = "PROBE")]
+    pub probes: Vec<String>,
+    /// A kernel BTF file (`<release>.btf`, `<release>.btf.tar.xz`, `vmlinux-<release>`, /sys/kernel/btf/vmlinux)
+    /// or a directory of them, e.g. a BTFHub checkout; repeat for more
+    #[arg(long = "kernel", value_name = "FILE|DIR", required = true)]
+    pub kernels: Vec<PathBuf>,
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum MessageFormatArg {
     #[default]
@@ -447,6 +477,15 @@ pub struct InstallArgs {
         default_value = DEFAULT_META_DIR
     )]
     pub meta_dir: PathBuf,
+    /// Directory for the minimized kernel BTF files `btfgen` made (.output/btf/<release>.btf); the SDKs load
+    /// <DIR>/<release>.btf on kernels without /sys/kernel/btf/vmlinux (set EBPF_PROBE_BTF_DIR for another DIR)
+    #[arg(
+        short = 'B',
+        long = "btf-dir",
+        value_name = "DIR",
+        default_value = DEFAULT_BTF_DIR
+    )]
+    pub btf_dir: PathBuf,
     /// Place everything under DIR, as `make install DESTDIR=` does (for packagers)
     #[arg(long, value_name = "DIR")]
     pub destdir: Option<PathBuf>,

@@ -2,17 +2,19 @@
 //! (the old `build.sh` flags or subcommands); `Environment` is what the environment says (`VMLINUX_VER`,
 //! `BUILD_OPTS`, `EXTEND_PROBES`, `EBPF_PROBE_PCH`), read once; then the workspace is found (its configuration
 //! parsed once), the probes selected once, and the operations run in the fixed order
-//! check → clean → gen → build → install.
+//! check → clean → gen → build → verify → compat → btfgen → install.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use crate::btfgen::{self, BtfgenOptions};
 use crate::build::{self, BuildOptions};
 use crate::check::{self, CheckOptions};
 use crate::cli::{
-    BuildArgs, CheckArgs, Cli, Command, CompatArgs, CompletionsArgs, GenArgs, ImportArgs, InitArgs,
-    InstallArgs, ManArgs, MessageFormatArg, NewArgs, RunArgs, ShellArg, UserlandArg, VerifyArgs,
+    BtfgenArgs, BuildArgs, CheckArgs, Cli, Command, CompatArgs, CompletionsArgs, GenArgs,
+    ImportArgs, InitArgs, InstallArgs, ManArgs, MessageFormatArg, NewArgs, RunArgs, ShellArg,
+    UserlandArg, VerifyArgs,
 };
 use crate::compat::{self, CompatOptions};
 use crate::core::probe::Userland;
@@ -38,6 +40,7 @@ pub struct Request {
     pub clean: Option<Vec<String>>,
     pub gen: Option<GenArgs>,
     pub build: Option<BuildArgs>,
+    pub btfgen: Option<BtfgenArgs>,
     pub install: Option<InstallArgs>,
     pub uninstall: Option<InstallArgs>,
     pub new: Option<NewArgs>,
@@ -83,6 +86,7 @@ impl Request {
                 Command::Gen(args) => plan.gen = Some(args),
                 Command::Build(args) => plan.build = Some(args),
                 Command::Clean(args) => plan.clean = Some(args.probes),
+                Command::Btfgen(args) => plan.btfgen = Some(args),
                 Command::Install(args) => plan.install = Some(args),
                 Command::Uninstall(args) => plan.uninstall = Some(args),
                 Command::New(args) => plan.new = Some(args),
@@ -130,6 +134,7 @@ impl Request {
                 bin_dir: crate::core::artifacts::DEFAULT_BIN_DIR.into(),
                 conf_dir: crate::core::artifacts::DEFAULT_CONF_DIR.into(),
                 meta_dir: crate::core::artifacts::DEFAULT_META_DIR.into(),
+                btf_dir: crate::core::artifacts::DEFAULT_BTF_DIR.into(),
                 destdir: None,
             });
         }
@@ -268,6 +273,7 @@ pub fn run(request: Request) -> Result<()> {
         || request.clean.is_some()
         || request.gen.is_some()
         || request.build.is_some()
+        || request.btfgen.is_some()
         || request.install.is_some()
         || request.uninstall.is_some()
         || request.new.is_some()
@@ -506,6 +512,19 @@ pub fn run(request: Request) -> Result<()> {
         };
         compat::compat(&workspace, &selection, &compat_options)?;
     }
+    if let Some(args) = &request.btfgen {
+        let selection = selection::select(&workspace, &args.probes, &environment.exclude)?;
+        let options = build_options(false, None, MessageFormatArg::Human)?;
+        build::build(&workspace, &selection, &options)?;
+        let current_dir = std::env::current_dir()?;
+        btfgen::btfgen(
+            &workspace,
+            &selection,
+            &BtfgenOptions {
+                kernels: args.kernels.iter().map(|k| current_dir.join(k)).collect(),
+            },
+        )?;
+    }
     if let Some(args) = &request.install {
         let selection = selection::select(&workspace, &args.probes, &[])?;
         let built = build::build(
@@ -595,6 +614,7 @@ fn install_dirs(args: &InstallArgs) -> InstallDirs {
         bin_dir: args.bin_dir.clone(),
         conf_dir: args.conf_dir.clone(),
         meta_dir: args.meta_dir.clone(),
+        btf_dir: args.btf_dir.clone(),
         destdir: args.destdir.clone(),
     }
 }

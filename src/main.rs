@@ -1,6 +1,7 @@
 //! `ebpf-probe`: parses the command line, runs the plan, prints the error chain and sets the exit status.
 
 mod btf;
+mod btfgen;
 mod build;
 mod check;
 mod clean;

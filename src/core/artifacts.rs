@@ -10,6 +10,9 @@ pub const DEFAULT_CONF_DIR: &str = "/etc/gala-gopher/extend_probes";
 /// Where `install` puts .meta files (install.sh's `-m` default).
 pub const DEFAULT_META_DIR: &str = "/opt/gala-gopher/meta";
 
+/// Where `install` puts minimized kernel BTF files (gala-gopher's `btf_custom_path` directory; the SDKs' default).
+pub const DEFAULT_BTF_DIR: &str = "/opt/gala-gopher/btf";
+
 /// A probe that built: where its executable is, and what else it installs (standalone objects, libraries).
 #[derive(Debug, Clone)]
 pub struct BuiltProbe {

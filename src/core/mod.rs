@@ -11,6 +11,7 @@ pub mod graph;
 pub mod header;
 pub mod lock;
 pub mod manifest;
+pub mod minimized_btf;
 pub mod probe;
 pub mod probe_flags;
 pub mod progress;

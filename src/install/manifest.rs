@@ -15,7 +15,9 @@ use crate::paths;
 
 /// Where the manifest lives, relative to the install root.
 pub(super) const MANIFEST: &str = "var/lib/ebpf-probe/installed.json";
-pub(super) const MANIFEST_VERSION: u64 = 2;
+/// 3 added `btf` files; a version 2 manifest reads as it is (an older ebpf-probe refuses version 3 by its number
+/// rather than as damaged).
+pub(super) const MANIFEST_VERSION: u64 = 3;
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -60,6 +62,8 @@ pub(super) enum Kind {
     Object,
     Meta,
     Config,
+    /// A minimized kernel BTF file (`btfgen`).
+    Btf,
 }
 
 impl Kind {
@@ -67,7 +71,7 @@ impl Kind {
     pub(super) fn intended_mode(self) -> u32 {
         match self {
             Kind::Executable | Kind::Library => 0o755,
-            Kind::Object | Kind::Meta | Kind::Config => 0o644,
+            Kind::Object | Kind::Meta | Kind::Config | Kind::Btf => 0o644,
         }
     }
 
@@ -146,7 +150,7 @@ pub(super) fn load_manifest(root: &Root) -> Result<Option<Manifest>> {
             serde_json::from_value(value).with_context(damaged)?,
             &shown,
         )?,
-        Some(version) if version.as_u64() == Some(MANIFEST_VERSION) => {
+        Some(version) if matches!(version.as_u64(), Some(2) | Some(MANIFEST_VERSION)) => {
             serde_json::from_value(value).with_context(damaged)?
         }
         Some(version) => bail!(

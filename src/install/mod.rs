@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::core::artifacts::BuiltProbe;
+use crate::core::minimized_btf::files_to_ship;
 use crate::core::selection::Selection;
 use crate::core::workspace::Workspace;
 use crate::paths;
@@ -31,7 +32,7 @@ use crate::paths;
 use journal::{execute, recover, rolled_back, How, Pending};
 use manifest::{load_manifest, write_manifest, Manifest, MANIFEST, MANIFEST_VERSION};
 use plan::plan_files;
-use probe_files::{files_to_install, unique};
+use probe_files::{files_to_install, unique, InstallTo};
 use root::{lock, remove_created_dirs, Root};
 
 pub use uninstall::uninstall;
@@ -40,11 +41,14 @@ pub struct InstallDirs {
     pub bin_dir: PathBuf,
     pub conf_dir: PathBuf,
     pub meta_dir: PathBuf,
+    /// Where `.output/btf/<release>.btf` files go (gala-gopher's `/opt/gala-gopher/btf`).
+    pub btf_dir: PathBuf,
     pub destdir: Option<PathBuf>,
 }
 
 /// Installs the selected probes (already built): executables, their standalone BPF objects and libraries in the
-/// subdirectories their probe.toml names, `.meta` files and `conf/` files.
+/// subdirectories their probe.toml names, `.meta` files and `conf/` files, and the minimized kernel BTF files
+/// `btfgen` made for them (owned by every probe installed with them).
 pub fn install(
     workspace: &Workspace,
     selection: &Selection,
@@ -58,12 +62,17 @@ pub fn install(
         )
     };
     let root_dir = dirs.root_dir()?;
+    let minimized_btf = files_to_ship(workspace, &selection.probes).with_context(nothing)?;
     let files_to_install = files_to_install(
         selection,
         built,
-        &dirs.relative_dir(&dirs.bin_dir)?,
-        &dirs.relative_dir(&dirs.conf_dir)?,
-        &dirs.relative_dir(&dirs.meta_dir)?,
+        &InstallTo {
+            bin_dir: dirs.relative_dir(&dirs.bin_dir)?,
+            conf_dir: dirs.relative_dir(&dirs.conf_dir)?,
+            meta_dir: dirs.relative_dir(&dirs.meta_dir)?,
+            btf_dir: dirs.relative_dir(&dirs.btf_dir)?,
+        },
+        &minimized_btf,
     )
     .and_then(|files| unique(files, &root_dir))
     .with_context(nothing)?;

@@ -1,4 +1,5 @@
-//! What each selected probe installs (executable, installables, `.meta` and `conf/` files) and where it goes.
+//! What each selected probe installs (executable, installables, `.meta` and `conf/` files, minimized kernel BTF)
+//! and where it goes.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -7,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use super::conf::conf_files;
 use super::manifest::Kind;
 use crate::core::artifacts::BuiltProbe;
+use crate::core::minimized_btf::MinimizedBtf;
 use crate::core::selection::Selection;
 
 /// One file to install: where it comes from, where it goes (relative to the root), and what it is.
@@ -17,14 +19,23 @@ pub(super) struct FileToInstall {
     pub(super) kind: Kind,
 }
 
-/// What to install: each probe's executable, its installables, `.meta` and `conf/` files.
+/// The install directories, relative to the install root.
+pub(super) struct InstallTo {
+    pub(super) bin_dir: PathBuf,
+    pub(super) conf_dir: PathBuf,
+    pub(super) meta_dir: PathBuf,
+    pub(super) btf_dir: PathBuf,
+}
+
+/// What to install: each probe's executable, its installables, `.meta` and `conf/` files, then the minimized
+/// kernel BTF files, which serve every probe installed with them.
 pub(super) fn files_to_install(
     selection: &Selection,
     built: &[BuiltProbe],
-    bin_dir: &Path,
-    conf_dir: &Path,
-    meta_dir: &Path,
+    to: &InstallTo,
+    minimized_btf: &[MinimizedBtf],
 ) -> Result<Vec<FileToInstall>> {
+    let (bin_dir, conf_dir, meta_dir) = (&to.bin_dir, &to.conf_dir, &to.meta_dir);
     let mut files = Vec::new();
     for probe in &selection.probes {
         let Some(built) = built.iter().find(|b| b.name == probe.name) else {
@@ -72,6 +83,15 @@ pub(super) fn files_to_install(
                 kind: Kind::Config,
             });
         }
+    }
+    let all_probes: Vec<String> = selection.probes.iter().map(|p| p.name.clone()).collect();
+    for btf in minimized_btf {
+        files.push(FileToInstall {
+            probes: all_probes.clone(),
+            source: resolved(&btf.path)?,
+            rel: to.btf_dir.join(format!("{}.btf", btf.release)),
+            kind: Kind::Btf,
+        });
     }
     Ok(files)
 }

@@ -239,12 +239,7 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// The sha256 of a file on disk, as lowercase hex.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut file =
-        File::open(path).with_context(|| format!("failed to open `{}`", path.display()))?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher)
-        .with_context(|| format!("failed to read `{}`", path.display()))?;
-    Ok(hex(&hasher.finalize()))
+    paths::sha256_file(path)
 }
 
 #[cfg(test)]

@@ -67,7 +67,8 @@ pub fn resolve(program: &Program, symbols: &[&KernelSymbolNeed], kernel: &Kernel
         None if !program.core.is_empty() || !symbols.is_empty() => cell.add(
             Status::Warn,
             "this kernel has no BTF (/sys/kernel/btf/vmlinux): CO-RE relocations and kfuncs not checked; \
-             such a kernel needs a BTF file (`btf_custom_path`)"
+             such a kernel needs a BTF file: `ebpf-probe btfgen --kernel <its BTF>` makes a minimized one and \
+             `install` ships it to /opt/gala-gopher/btf, where the SDKs load it (`btf_custom_path`)"
                 .into(),
         ),
         None => {}

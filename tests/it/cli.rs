@@ -47,6 +47,11 @@ const SUBCOMMANDS: &[(&str, &str, &[&str])] = &[
         &["--no-retry"],
     ),
     (
+        "btfgen",
+        "Usage: ebpf-probe btfgen [OPTIONS] --kernel <FILE|DIR> [PROBE]...",
+        &["--kernel"],
+    ),
+    (
         "compat",
         "Usage: ebpf-probe compat [OPTIONS] [PROBE]...",
         &["--kernel", "--no-running", "--json", "-j", "--jobs"],
@@ -97,6 +102,8 @@ const INSTALL_DIRS: &[&str] = &[
     "--conf-dir",
     "-m",
     "--meta-dir",
+    "-B",
+    "--btf-dir",
     "--destdir",
 ];
 
@@ -146,6 +153,8 @@ const ENVIRONMENT: &[&str] = &[
     "EBPF_PROBE_SLOW_SECONDS",
     "EBPF_PROBE_DEBUG_MIRROR",
     "EBPF_PROBE_DEBUG_MIRROR_UNSIGNED",
+    "EBPF_PROBE_BTF_FILE",
+    "EBPF_PROBE_BTF_DIR",
 ];
 
 fn help(args: &[&str]) -> String {

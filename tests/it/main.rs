@@ -1,6 +1,7 @@
 //! One integration test binary (one link step), a module per command; see `support` for the workspace builder.
 
 mod arch;
+mod btfgen;
 mod build;
 mod check;
 mod cli;

@@ -506,14 +506,22 @@ pub struct RunningProbe {
     child: std::process::Child,
     lines: std::sync::mpsc::Receiver<String>,
     pub seen: Vec<String>,
+    /// What it said on stderr up to its `ready` line.
+    pub startup: Vec<String>,
 }
 
 impl RunningProbe {
     /// Starts `binary` and waits until it says on stderr that it is attached (a line containing `ready`).
     pub fn start(binary: &Path, args: &[&str]) -> RunningProbe {
+        RunningProbe::start_with_env(binary, args, &[])
+    }
+
+    /// `start` with these environment variables set for the probe.
+    pub fn start_with_env(binary: &Path, args: &[&str], env: &[(&str, &OsStr)]) -> RunningProbe {
         use std::io::BufRead;
         let mut child = Command::new(binary)
             .args(args)
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -542,11 +550,15 @@ impl RunningProbe {
             }
         });
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut startup = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match ready_rx.recv_timeout(left) {
-                Ok(line) if line.contains("ready") => break,
-                Ok(_) => continue,
+                Ok(line) if line.contains("ready") => {
+                    startup.push(line);
+                    break;
+                }
+                Ok(line) => startup.push(line),
                 Err(_) => {
                     let status = child.try_wait().ok().flatten();
                     let _ = child.kill();
@@ -561,6 +573,7 @@ impl RunningProbe {
             child,
             lines: rx,
             seen: Vec::new(),
+            startup,
         }
     }
 
@@ -613,7 +626,16 @@ impl Drop for RunningProbe {
 /// Runs killprobe from `binary`, sends a real `kill -USR1` to a `sleep`, and asserts the probe reports it with
 /// the killer's pid, signal 10 and the victim's pid within a second, then stops cleanly on SIGTERM.
 pub fn assert_killprobe_sees_a_real_kill(binary: &Path) {
-    let mut probe = RunningProbe::start(binary, &[]);
+    assert_killprobe_sees_a_real_kill_with_env(binary, &[]);
+}
+
+/// `assert_killprobe_sees_a_real_kill` with these environment variables set for the probe; returns what it said
+/// on stderr before it was ready.
+pub fn assert_killprobe_sees_a_real_kill_with_env(
+    binary: &Path,
+    env: &[(&str, &OsStr)],
+) -> Vec<String> {
+    let mut probe = RunningProbe::start_with_env(binary, &[], env);
     let mut victim = Command::new("sleep").arg("30").spawn().unwrap();
     let mut killer = Command::new("kill")
         .args(["-USR1", &victim.id().to_string()])
@@ -629,11 +651,13 @@ pub fn assert_killprobe_sees_a_real_kill(binary: &Path) {
         "expected {expected:?} within a second; the probe printed {:#?}",
         probe.seen
     );
+    let startup = std::mem::take(&mut probe.startup);
     let status = probe.terminate();
     assert!(
         status.success(),
         "killprobe exits cleanly on SIGTERM: {status}"
     );
+    startup
 }
 
 /// `ebpf-probe ARGS` whose stdout is a pipe already full, so it stops at its first printed line. install prints

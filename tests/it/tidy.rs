@@ -121,7 +121,7 @@ fn layer(module: &str) -> Option<u8> {
         | "libbpf" | "btf" | "targets" | "nearest" => Some(0),
         "core" => Some(1),
         "build" | "check" | "generate" | "clean" | "install" | "run" | "scaffold" | "import"
-        | "manual" | "verify" | "compat" => Some(2),
+        | "manual" | "verify" | "compat" | "btfgen" => Some(2),
         "invocation" | "cli" | "main" => Some(3),
         _ => None,
     }

@@ -11,6 +11,7 @@
 
 mod app;
 mod binary;
+mod btf;
 mod error;
 mod event;
 pub mod line;
@@ -23,6 +24,7 @@ pub use libbpf_rs;
 
 pub use app::{init, ready, request_stop, stop_requested};
 pub use binary::{find_loaded_library, resolve_binary};
+pub use btf::{btf_custom_path, DEFAULT_BTF_DIR};
 pub use error::Error;
 pub use event::{poll_perf_buffer, poll_ring_buffer, Event};
 pub use skeleton::{attach_skeleton, load_skeleton, open_load, open_load_attach, open_skeleton};

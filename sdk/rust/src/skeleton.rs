@@ -38,7 +38,9 @@ where
     load_skeleton(open_skeleton(builder, storage)?)
 }
 
-/// Step 1 alone: opens the skeleton's embedded BPF object. Between this and [`load_skeleton`] a probe can
+/// Step 1 alone: opens the skeleton's embedded BPF object, with libbpf's `btf_custom_path` set as
+/// [`btf_custom_path`](crate::btf_custom_path) says (a minimized BTF from `ebpf-probe btfgen` on kernels
+/// without `/sys/kernel/btf/vmlinux`). Between this and [`load_skeleton`] a probe can
 /// set `rodata`/`bss` values (a pid filter, say) or turn programs off with `set_autoload(false)`.
 pub fn open_skeleton<'obj, B>(
     builder: B,
@@ -49,6 +51,18 @@ where
 {
     // Nothing but the Rust type names the object before it is open.
     let skeleton = skeleton_name::<B>();
+    let mut builder = builder;
+    if let Some(path) = crate::btf::btf_custom_path(skeleton) {
+        builder
+            .object_builder_mut()
+            .btf_custom_path(&path)
+            .map_err(|error| {
+                Error::libbpf(
+                    format!("kernel BTF path `{}` is unusable", path.display()),
+                    &error,
+                )
+            })?;
+    }
     builder.open(storage).map_err(|error| {
         Error::libbpf(format!("failed to open the BPF object of {skeleton}"), &error).with_hint(Some(
             "the skeleton embeds the object ebpf-probe compiled: rebuild the probe with `ebpf-probe -b`"
