@@ -185,16 +185,20 @@ fn build_finished(built: &[BuiltProbe], failed: &[&str]) -> serde_json::Value {
     })
 }
 
-/// The `step` record of a step that ran, was fresh or failed.
+/// The `step` record of a step that ran, was fresh or failed: `id` and `deps` (the steps it waited for) let a
+/// reader rebuild the graph, e.g. the benchmark's critical path.
 fn step_record(
-    step: &Step,
+    (id, node): (usize, &graph::Node<Step>),
     probes: &[Probe],
     commands: &[String],
     elapsed: std::time::Duration,
     outcome: &str,
 ) -> serde_json::Value {
+    let step = &node.step;
     serde_json::json!({
         "reason": "step",
+        "id": id,
+        "deps": node.deps,
         "probe": step.probe.map(|p| probes[p].name.as_str()),
         "kind": step.kind(),
         "command": (!commands.is_empty()).then(|| commands.join(" && ")),
@@ -242,7 +246,7 @@ fn run_steps(plan: &Plan, context: &RunContext, progress: &Progress) -> Vec<Stat
     graph::run_graph(
         &plan.nodes,
         context.jobs,
-        |_, step, worker| {
+        |index, step, worker| {
             let (verb, label) = step.describe(context.compiler, context.probes);
             progress.started(worker, &format!("{verb} {label}"));
             let started = Instant::now();
@@ -270,7 +274,7 @@ fn run_steps(plan: &Plan, context: &RunContext, progress: &Progress) -> Vec<Stat
                     Err(_) => "failed",
                 };
                 context.output.record(&step_record(
-                    step,
+                    (index, &plan.nodes[index]),
                     context.probes,
                     &commands,
                     elapsed,

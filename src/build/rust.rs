@@ -286,7 +286,11 @@ pub fn cargo_build(
     ]);
     let declared: Vec<bool> = probes
         .iter()
-        .map(|probe| cargo_bin_names(&probe.dir).iter().any(|b| b == probe.binary_name()))
+        .map(|probe| {
+            cargo_bin_names(&probe.dir)
+                .iter()
+                .any(|b| b == probe.binary_name())
+        })
         .collect();
     if !declared.contains(&true) {
         return Ok(probes
@@ -326,12 +330,16 @@ pub fn cargo_build(
         .iter()
         .zip(declared)
         .map(|(probe, declared)| {
-            let found = artifacts.iter().find(|(name, _, _)| name == probe.binary_name());
+            let found = artifacts
+                .iter()
+                .find(|(name, _, _)| name == probe.binary_name());
             let result = match found {
-                Some((_, executable, fresh)) => fresh::record(executable, &fingerprint).map(|()| CargoArtifact {
-                    executable: executable.clone(),
-                    fresh: *fresh,
-                }),
+                Some((_, executable, fresh)) => {
+                    fresh::record(executable, &fingerprint).map(|()| CargoArtifact {
+                        executable: executable.clone(),
+                        fresh: *fresh,
+                    })
+                }
                 None => Err(missing_bin(probe, declared)),
             };
             (probe.name.clone(), result)
