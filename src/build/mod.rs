@@ -332,6 +332,7 @@ fn execute(step: &Step, plan: &Plan, context: &RunContext) -> Result<bool> {
         Action::PrecompiledHeader { pch, .. } => {
             compiler.build_precompiled_header(&plan.precompiled_headers[*pch])
         }
+        Action::LoaderHeader { pch } => compiler.build_loader_header(&plan.loader_headers[*pch]),
         Action::SharedObject {
             compile,
             source,
@@ -342,7 +343,7 @@ fn execute(step: &Step, plan: &Plan, context: &RunContext) -> Result<bool> {
             if *cxx {
                 compiler.cxx_object(source, object, &compile.includes, &compile.flags)
             } else {
-                compiler.c_object(source, object, &compile.includes, &compile.flags)
+                compiler.c_object(source, object, &compile.includes, &compile.flags, None)
             }
         }
         Action::BpfObject {
@@ -365,6 +366,7 @@ fn execute(step: &Step, plan: &Plan, context: &RunContext) -> Result<bool> {
             object,
             cxx,
             library,
+            pch,
         } => {
             let (probe, flags) = probe.expect("a userland object belongs to a probe");
             match library {
@@ -384,12 +386,18 @@ fn execute(step: &Step, plan: &Plan, context: &RunContext) -> Result<bool> {
                     }
                     let mut cflags = flags.cflags.clone();
                     cflags.extend(library.cflags.iter().cloned());
-                    compiler.c_object(source, object, &includes, &cflags)
+                    compiler.c_object(source, object, &includes, &cflags, None)
                 }
                 None if *cxx => {
                     compiler.cxx_object(source, object, &flags.user_includes, &flags.cxxflags)
                 }
-                None => compiler.c_object(source, object, &flags.user_includes, &flags.cflags),
+                None => compiler.c_object(
+                    source,
+                    object,
+                    &flags.user_includes,
+                    &flags.cflags,
+                    pch.map(|p| &plan.loader_headers[p]),
+                ),
             }
         }
         Action::Link {
@@ -467,14 +475,9 @@ fn prune_precompiled_headers(workspace: &Workspace, plan: &Plan) {
     let used: Vec<String> = plan
         .precompiled_headers
         .iter()
-        .filter_map(|p| {
-            p.path
-                .file_name()?
-                .to_str()?
-                .split('.')
-                .next()
-                .map(String::from)
-        })
+        .map(|p| &p.path)
+        .chain(plan.loader_headers.iter().map(|p| &p.path))
+        .filter_map(|p| p.file_name()?.to_str()?.split('.').next().map(String::from))
         .collect();
     if used.is_empty() {
         return;

@@ -9,7 +9,7 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{bail, Result};
 
 use crate::core::artifacts::Installable;
-use crate::core::compile::{define_flags, Compiler, PrecompiledHeader};
+use crate::core::compile::{define_flags, Compiler, LoaderHeader, PrecompiledHeader};
 use crate::core::graph::Node;
 use crate::core::probe::{Probe, Userland};
 use crate::core::workspace::{SharedSet, Workspace};
@@ -22,6 +22,10 @@ pub enum Action {
         pch: usize,
         /// The SDK header the prelude includes, for progress output.
         header: String,
+    },
+    /// The userland loaders' common prelude, precompiled by cc.
+    LoaderHeader {
+        pch: usize,
     },
     /// A source of a shared set, compiled once per set of probe defines for every probe that links it.
     SharedObject {
@@ -46,6 +50,8 @@ pub enum Action {
         cxx: bool,
         /// Index into the probe's `[[library]]` list when the object belongs to a shared library.
         library: Option<usize>,
+        /// The precompiled loader prelude to put first (`Plan::loader_headers`).
+        pch: Option<usize>,
     },
     Link {
         objects: Vec<PathBuf>,
@@ -82,7 +88,7 @@ impl Step {
     /// What kind of step this is, as `--message-format json` names it.
     pub fn kind(&self) -> &'static str {
         match &self.action {
-            Action::PrecompiledHeader { .. } => "precompiled-header",
+            Action::PrecompiledHeader { .. } | Action::LoaderHeader { .. } => "precompiled-header",
             Action::SharedObject { .. } => "shared-compile",
             Action::BpfObject { .. } => "bpf-compile",
             Action::Skeleton { .. } => "skeleton",
@@ -99,6 +105,7 @@ impl Step {
             Action::PrecompiledHeader { header, .. } => {
                 ("Precompiling", format!("{header} (BPF prelude)"))
             }
+            Action::LoaderHeader { .. } => ("Precompiling", "the loaders' headers".to_string()),
             Action::SharedObject { source, .. } => ("Compiling", shown(source)),
             Action::BpfObject { source, .. } => ("Compiling", shown(source)),
             Action::Skeleton { skeleton, .. } => ("Generating", shown(skeleton)),
@@ -139,6 +146,7 @@ pub struct SharedCompile {
 pub struct Plan {
     pub nodes: Vec<Node<Step>>,
     pub precompiled_headers: Vec<PrecompiledHeader>,
+    pub loader_headers: Vec<LoaderHeader>,
     pub probe_flags: Vec<ProbeFlags>,
     pub shared_compiles: Vec<SharedCompile>,
     /// Per probe: standalone objects and libraries it installs.
@@ -165,6 +173,7 @@ pub fn plan(settings: &PlanSettings) -> Result<Plan> {
     let mut plan = Plan {
         nodes: Vec::new(),
         precompiled_headers: Vec::new(),
+        loader_headers: Vec::new(),
         probe_flags: Vec::new(),
         shared_compiles: Vec::new(),
         installables: vec![Vec::new(); probes.len()],
@@ -243,6 +252,10 @@ pub fn plan(settings: &PlanSettings) -> Result<Plan> {
     // Shared sets: compiled once per (set, probe defines) for the C probes that link them.
     // (set, defines) → (steps, objects).
     let mut shared_steps: BTreeMap<(String, Vec<String>), SharedSteps> = BTreeMap::new();
+    // Loader sources with a precompilable prelude: source → (the probe's cflags, the prelude's text); that key →
+    // (loader header, its step).
+    let loader_preludes = loader_preludes(settings, &plan, &sources);
+    let mut loader_steps: BTreeMap<LoaderKey, (usize, usize)> = BTreeMap::new();
     for (index, (probe, sources)) in probes.iter().zip(&sources).enumerate() {
         let Ok((_, shared)) = sources else { continue };
         if probe.userland() != Userland::C {
@@ -380,6 +393,27 @@ pub fn plan(settings: &PlanSettings) -> Result<Plan> {
             .chain(sources.cxx.iter().map(|s| (s, true)))
         {
             let object = out_dir.join(mirrored_object(&probe.dir, source));
+            let mut deps = skeleton_steps.clone();
+            let pch = loader_preludes.get(source).map(|key| {
+                let (pch, step) = match loader_steps.get(key) {
+                    Some(entry) => *entry,
+                    None => {
+                        let header = compiler.loader_header(
+                            &workspace.pch_dir(),
+                            &key.0,
+                            &key.1,
+                            &workspace.layout.include_dirs,
+                        );
+                        let pch = plan.loader_headers.len();
+                        plan.loader_headers.push(header);
+                        let step = plan.add(Action::LoaderHeader { pch }, None, Vec::new());
+                        loader_steps.insert(key.clone(), (pch, step));
+                        (pch, step)
+                    }
+                };
+                deps.push(step);
+                pch
+            });
             // The loader includes its skeletons.
             link_deps.push(plan.add(
                 Action::UserObject {
@@ -387,9 +421,10 @@ pub fn plan(settings: &PlanSettings) -> Result<Plan> {
                     object: object.clone(),
                     cxx: is_cxx,
                     library: None,
+                    pch,
                 },
                 Some(index),
-                skeleton_steps.clone(),
+                deps,
             ));
             link_objects.push(object);
         }
@@ -418,6 +453,7 @@ pub fn plan(settings: &PlanSettings) -> Result<Plan> {
                         object: object.clone(),
                         cxx: false,
                         library: Some(number),
+                        pch: None,
                     },
                     Some(index),
                     skeleton_steps.clone(),
@@ -470,6 +506,7 @@ impl Plan {
 fn estimated_cost(action: &Action) -> u64 {
     match action {
         Action::PrecompiledHeader { .. } => 500,
+        Action::LoaderHeader { .. } => 60,
         Action::BpfObject { pch: None, .. } => 550,
         Action::BpfObject { pch: Some(_), .. } => 60,
         Action::Skeleton { .. } => 5,
@@ -612,6 +649,72 @@ fn shareable_prelude(
         .find(|path| path.is_file())?;
     let header_text = std::fs::read(&header).ok()?;
     prelude::has_include_guard(&String::from_utf8_lossy(&header_text)).then_some((prelude, header))
+}
+
+/// What makes two loaders share a precompiled prelude: the probe's cflags and the prelude's text.
+type LoaderKey = (Vec<String>, String);
+
+/// The C loader sources (not libraries') with a precompilable prelude, each with its key. Whether a loader uses one
+/// does not depend on which other probes are selected, so `-b <probe>` runs the same commands as `-b`.
+fn loader_preludes(
+    settings: &PlanSettings,
+    plan: &Plan,
+    sources: &[Result<(crate::core::probe::ProbeSources, Vec<String>)>],
+) -> BTreeMap<PathBuf, LoaderKey> {
+    let mut by_source = BTreeMap::new();
+    if !settings.precompile_header {
+        return by_source;
+    }
+    for (index, (probe, sources)) in settings.probes.iter().zip(sources).enumerate() {
+        let Ok((sources, _)) = sources else { continue };
+        if probe.userland() != Userland::C {
+            continue;
+        }
+        let flags = &plan.probe_flags[index];
+        for source in &sources.c {
+            if let Some(text) = loader_prelude(settings.workspace, settings.compiler, source, flags)
+            {
+                by_source.insert(source.clone(), (flags.cflags.clone(), text));
+            }
+        }
+    }
+    by_source
+}
+
+/// The prelude a loader `source` may share precompiled with other probes' (`prelude::include_run_of`): its leading
+/// includes, each an SDK header (found in the SDK include dirs, not beside the source) or a system header (found in
+/// libbpf's or the system's include dirs and in none of the probe's own), with an include guard. `None` when the
+/// source opens otherwise.
+fn loader_prelude(
+    workspace: &Workspace,
+    compiler: &Compiler,
+    source: &Path,
+    flags: &ProbeFlags,
+) -> Option<String> {
+    let text = std::fs::read_to_string(source).ok()?;
+    let sdk = &workspace.layout.include_dirs;
+    let own: Vec<&PathBuf> = flags
+        .user_includes
+        .iter()
+        .filter(|d| !sdk.contains(d))
+        .collect();
+    let macros = prelude::command_line_macros(&compiler.user_define_flags(&flags.cflags));
+    let beside = source.parent()?;
+    prelude::include_run_of(&text, &macros, |header, quoted| {
+        if quoted && beside.join(header).exists() {
+            return false;
+        }
+        let found = match sdk.iter().map(|d| d.join(header)).find(|p| p.is_file()) {
+            Some(path) => path,
+            None if own.iter().any(|d| d.join(header).exists()) => return false,
+            None => match compiler.system_header(header) {
+                Some(path) => path,
+                None => return false,
+            },
+        };
+        std::fs::read(&found)
+            .is_ok_and(|bytes| prelude::has_include_guard(&String::from_utf8_lossy(&bytes)))
+    })
 }
 
 /// `x.c` / `x.cpp` → `x.o`.

@@ -418,6 +418,23 @@ mod tests {
     }
 
     #[test]
+    fn a_probes_executables_are_its_bin_targets_else_its_package() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = dir.path().join("Cargo.toml");
+        std::fs::write(
+            &manifest,
+            "[package]\nname = \"p\"\n[[bin]]\nname = \"a\"\n[[bin]]\nname = \"b\"\n",
+        )
+        .unwrap();
+        assert_eq!(cargo_bin_names(dir.path()), ["a", "b"]);
+        std::fs::write(&manifest, "[package]\nname = \"p\"\n").unwrap();
+        assert!(cargo_bin_names(dir.path()).is_empty());
+        std::fs::create_dir(dir.path().join("src")).unwrap();
+        std::fs::write(dir.path().join("src/main.rs"), "fn main() {}\n").unwrap();
+        assert_eq!(cargo_bin_names(dir.path()), ["p"]);
+    }
+
+    #[test]
     fn meta_rs_has_a_struct_per_table_with_fields_in_order() {
         let table = Table {
             name: "tcp_link".into(),
