@@ -263,12 +263,16 @@ class BuildCommands:
 def portable_flags(argv):
     """Drops the program, include dirs, dependency-file, input and output arguments of a compile."""
     kept, skip_next = [], False
-    for arg in argv[1:]:
+    for index, arg in enumerate(argv[1:]):
         if skip_next:
             skip_next = False
             continue
-        # -include-pch is ebpf-probe's own precompiled kernel header; the old pipeline had none.
+        # -include-pch is ebpf-probe's own precompiled kernel header, `-include .output/pch/loader-*.h` its
+        # precompiled loader prelude; the old pipeline had neither.
         if arg in ("-I", "-MF", "-MT", "-MQ", "-c", "-o", "-include-pch"):
+            skip_next = True
+            continue
+        if arg == "-include" and argv[index + 2].startswith(".output/pch/"):
             skip_next = True
             continue
         if arg.startswith("-I") or arg in ("-MD", "-MMD", "-MP"):
