@@ -525,8 +525,9 @@ def step_records(stdout):
 def critical_path(stdout):
     """The longest chain of step durations, following each step record's `deps` (ids come in graph order: a
     step's dependencies have lower ids; a step that did not run, as a fresh one, counts 0)."""
-    duration = {r["id"]: r["duration_ms"] / 1000 for r in step_records(stdout)}
-    deps = {r["id"]: r["deps"] for r in step_records(stdout)}
+    records = [r for r in step_records(stdout) if "id" in r]  # an ebpf-probe before ids has no graph to follow
+    duration = {r["id"]: r["duration_ms"] / 1000 for r in records}
+    deps = {r["id"]: r["deps"] for r in records}
     longest = {}
     for step in sorted(duration):
         longest[step] = duration[step] + max((longest.get(dep, 0.0) for dep in deps[step]), default=0.0)

@@ -665,6 +665,8 @@ fn loader_preludes(
     if !settings.precompile_header {
         return by_source;
     }
+    // Every loader includes much the same headers: each is read once to find its guard.
+    let mut guarded = BTreeMap::new();
     for (index, (probe, sources)) in settings.probes.iter().zip(sources).enumerate() {
         let Ok((sources, _)) = sources else { continue };
         if probe.userland() != Userland::C {
@@ -672,8 +674,13 @@ fn loader_preludes(
         }
         let flags = &plan.probe_flags[index];
         for source in &sources.c {
-            if let Some(text) = loader_prelude(settings.workspace, settings.compiler, source, flags)
-            {
+            let prelude = loader_prelude(
+                settings.workspace,
+                settings.compiler,
+                (source, flags),
+                &mut guarded,
+            );
+            if let Some(text) = prelude {
                 by_source.insert(source.clone(), (flags.cflags.clone(), text));
             }
         }
@@ -688,8 +695,8 @@ fn loader_preludes(
 fn loader_prelude(
     workspace: &Workspace,
     compiler: &Compiler,
-    source: &Path,
-    flags: &ProbeFlags,
+    (source, flags): (&Path, &ProbeFlags),
+    guarded: &mut BTreeMap<PathBuf, bool>,
 ) -> Option<String> {
     let text = std::fs::read_to_string(source).ok()?;
     let sdk = &workspace.layout.include_dirs;
@@ -712,8 +719,10 @@ fn loader_prelude(
                 None => return false,
             },
         };
-        std::fs::read(&found)
-            .is_ok_and(|bytes| prelude::has_include_guard(&String::from_utf8_lossy(&bytes)))
+        *guarded.entry(found).or_insert_with_key(|path| {
+            std::fs::read(path)
+                .is_ok_and(|bytes| prelude::has_include_guard(&String::from_utf8_lossy(&bytes)))
+        })
     })
 }
 
