@@ -31,7 +31,7 @@ Environment:
   EXTEND_PROBES=\"a|b\"              leave these probes out of the build
   EBPF_PROBE_CACHE_DIR             where the pinned libbpf is cached (default $XDG_CACHE_HOME/ebpf-probe)
   HTTPS_PROXY, NO_PROXY            proxy for downloading the pinned libbpf
-  EBPF_PROBE_PCH=0                 parse the kernel header in every BPF compile instead of precompiling it once
+  EBPF_PROBE_PCH=0                 parse the kernel header (and loaders their headers) in every compile
   EBPF_PROBE_SAFE_DIRECTORIES      trust workspaces owned by another user: DIR[:DIR...] or *
   EBPF_PROBE_SLOW_SECONDS=60       name a build step still running after this long (a hung tool)
   EBPF_PROBE_DEBUG_MIRROR=URL      -g --kernel-package downloads from this mirror of the distro's debug archive
@@ -228,8 +228,8 @@ pub enum Command {
     /// Build probes (same as -b)
     ///
     /// Every step of every selected probe (BPF compile and strip, skeleton, userland compiles, link, Rust
-    /// sources) runs as one parallel graph. The kernel header is precompiled once for all BPF programs
-    /// (EBPF_PROBE_PCH=0 turns that off). A step reruns only when its source, a header it included, its flags,
+    /// sources) runs as one parallel graph, longest chains first. The kernel header is precompiled once for
+    /// all BPF programs, the common headers once for all C loaders (EBPF_PROBE_PCH=0 turns that off). A step reruns only when its source, a header it included, its flags,
     /// a tool or the selected kernel header changed, so a build with nothing to do starts no compiler. One
     /// build of a workspace runs at a time (.output/.lock). C probes use the libbpf `--libbpf` selects.
     Build(BuildArgs),

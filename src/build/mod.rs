@@ -186,16 +186,20 @@ fn build_finished(built: &[BuiltProbe], failed: &[&str]) -> serde_json::Value {
     })
 }
 
-/// The `step` record of a step that ran, was fresh or failed.
+/// The `step` record of a step that ran, was fresh or failed: `id` and `deps` (the steps it waited for) let a
+/// reader rebuild the graph, e.g. the benchmark's critical path.
 fn step_record(
-    step: &Step,
+    (id, node): (usize, &graph::Node<Step>),
     probes: &[Probe],
     commands: &[String],
     elapsed: std::time::Duration,
     outcome: &str,
 ) -> serde_json::Value {
+    let step = &node.step;
     serde_json::json!({
         "reason": "step",
+        "id": id,
+        "deps": node.deps,
         "probe": step.probe.map(|p| probes[p].name.as_str()),
         "kind": step.kind(),
         "command": (!commands.is_empty()).then(|| commands.join(" && ")),
@@ -243,7 +247,7 @@ fn run_steps(plan: &Plan, context: &RunContext, progress: &Progress) -> Vec<Stat
     graph::run_graph(
         &plan.nodes,
         context.jobs,
-        |_, step, worker| {
+        |index, step, worker| {
             let (verb, label) = step.describe(context.compiler, context.probes);
             progress.started(worker, &format!("{verb} {label}"));
             let started = Instant::now();
@@ -271,7 +275,7 @@ fn run_steps(plan: &Plan, context: &RunContext, progress: &Progress) -> Vec<Stat
                     Err(_) => "failed",
                 };
                 context.output.record(&step_record(
-                    step,
+                    (index, &plan.nodes[index]),
                     context.probes,
                     &commands,
                     elapsed,
@@ -329,6 +333,7 @@ fn execute(step: &Step, plan: &Plan, context: &RunContext) -> Result<bool> {
         Action::PrecompiledHeader { pch, .. } => {
             compiler.build_precompiled_header(&plan.precompiled_headers[*pch])
         }
+        Action::LoaderHeader { pch } => compiler.build_loader_header(&plan.loader_headers[*pch]),
         Action::SharedObject {
             compile,
             source,
@@ -339,7 +344,7 @@ fn execute(step: &Step, plan: &Plan, context: &RunContext) -> Result<bool> {
             if *cxx {
                 compiler.cxx_object(source, object, &compile.includes, &compile.flags)
             } else {
-                compiler.c_object(source, object, &compile.includes, &compile.flags)
+                compiler.c_object(source, object, &compile.includes, &compile.flags, None)
             }
         }
         Action::BpfObject {
@@ -362,6 +367,7 @@ fn execute(step: &Step, plan: &Plan, context: &RunContext) -> Result<bool> {
             object,
             cxx,
             library,
+            pch,
         } => {
             let (probe, flags) = probe.expect("a userland object belongs to a probe");
             match library {
@@ -381,12 +387,18 @@ fn execute(step: &Step, plan: &Plan, context: &RunContext) -> Result<bool> {
                     }
                     let mut cflags = flags.cflags.clone();
                     cflags.extend(library.cflags.iter().cloned());
-                    compiler.c_object(source, object, &includes, &cflags)
+                    compiler.c_object(source, object, &includes, &cflags, None)
                 }
                 None if *cxx => {
                     compiler.cxx_object(source, object, &flags.user_includes, &flags.cxxflags)
                 }
-                None => compiler.c_object(source, object, &flags.user_includes, &flags.cflags),
+                None => compiler.c_object(
+                    source,
+                    object,
+                    &flags.user_includes,
+                    &flags.cflags,
+                    pch.map(|p| &plan.loader_headers[p]),
+                ),
             }
         }
         Action::Link {
@@ -464,14 +476,9 @@ fn prune_precompiled_headers(workspace: &Workspace, plan: &Plan) {
     let used: Vec<String> = plan
         .precompiled_headers
         .iter()
-        .filter_map(|p| {
-            p.path
-                .file_name()?
-                .to_str()?
-                .split('.')
-                .next()
-                .map(String::from)
-        })
+        .map(|p| &p.path)
+        .chain(plan.loader_headers.iter().map(|p| &p.path))
+        .filter_map(|p| p.file_name()?.to_str()?.split('.').next().map(String::from))
         .collect();
     if used.is_empty() {
         return;

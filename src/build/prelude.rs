@@ -6,6 +6,12 @@
 //! running it from its own end state must give that state again with no conflicting redefinition; the included
 //! header must have an include guard, so the second `#include` adds nothing.
 
+//!
+//! A userland loader's prelude (`include_run_of`) is the same idea for cc: the simple directives, then the run of
+//! `#include`s that opens the file (`<stdio.h>`, `"bpf.h"`, …), up to the first header the caller does not accept
+//! (one beside the source, the probe's own, one without an include guard). It is precompiled once and put first
+//! with `-include`; the source's own includes then add nothing.
+
 use std::collections::BTreeMap;
 
 /// Macro name → its text (`NAME(args) body` as written after the name), as the preprocessor holds it.
@@ -69,6 +75,62 @@ pub fn prelude_of(source: &str, command_line: &Macros) -> Option<Prelude> {
         header,
         quoted,
     })
+}
+
+/// The directives and the leading run of `#include`s of a userland `source` whose headers `accept(header, quoted)`
+/// takes (it checks where each resolves and that it has an include guard); `None` when no include qualifies or the
+/// directives before the first include could not be run twice (see `prelude_of`).
+pub fn include_run_of(
+    source: &str,
+    command_line: &Macros,
+    mut accept: impl FnMut(&str, bool) -> bool,
+) -> Option<String> {
+    let mut directives: Vec<String> = Vec::new();
+    let mut includes: Vec<String> = Vec::new();
+    for line in code_lines(source) {
+        let Some(directive) = line.strip_prefix('#').map(str::trim_start) else {
+            break;
+        };
+        let Some(rest) = directive.strip_prefix("include") else {
+            if !includes.is_empty() {
+                break;
+            }
+            directives.push(format!("#{directive}"));
+            continue;
+        };
+        let rest = rest.trim();
+        let (header, quoted) = if let Some(name) = rest.strip_prefix('"') {
+            (name.strip_suffix('"'), true)
+        } else {
+            (
+                rest.strip_prefix('<').and_then(|r| r.strip_suffix('>')),
+                false,
+            )
+        };
+        match header {
+            Some(header) if accept(header, quoted) => includes.push(format!("#{directive}")),
+            _ => break,
+        }
+    }
+    if includes.is_empty() {
+        return None;
+    }
+    let steps: Vec<Directive> = directives
+        .iter()
+        .map(|d| Directive::parse(d))
+        .collect::<Option<_>>()?;
+    let once = run(&steps, command_line.clone())?;
+    if run(&steps, once.clone())? != once {
+        return None;
+    }
+    Some(
+        directives
+            .into_iter()
+            .chain(includes)
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n",
+    )
 }
 
 /// Whether a header's first directives are an include guard (`#ifndef X` + `#define X`) or `#pragma once`.
@@ -274,6 +336,43 @@ mod tests {
         assert_eq!(prelude("int main(void) { return 0; }\n"), None);
         // Guarded redefinitions of the same value are fine.
         assert!(prelude("#ifndef X\n#define X 1\n#endif\n#include \"bpf.h\"\n").is_some());
+    }
+
+    #[test]
+    fn a_loader_prelude_is_its_leading_run_of_accepted_includes() {
+        let macros = command_line_macros(&[]);
+        let loader = "/* x */\n#include <getopt.h>\n#include <stdio.h>\n\n#include \"bpf.h\"\n#include \"p.h\"\n#include <string.h>\nint x;\n";
+        let not_own = |header: &str, _: bool| header != "p.h";
+        assert_eq!(
+            include_run_of(loader, &macros, not_own).unwrap(),
+            "#include <getopt.h>\n#include <stdio.h>\n#include \"bpf.h\"\n"
+        );
+        assert_eq!(
+            include_run_of(
+                "#define _GNU_SOURCE\n#include <sched.h>\nint x;\n",
+                &macros,
+                |_, _| true
+            )
+            .unwrap(),
+            "#define _GNU_SOURCE\n#include <sched.h>\n"
+        );
+        // Nothing accepted first, code first, or a prelude a second run would change.
+        assert_eq!(
+            include_run_of("#include \"p.h\"\n#include <stdio.h>\n", &macros, not_own),
+            None
+        );
+        assert_eq!(
+            include_run_of("int x;\n#include <stdio.h>\n", &macros, not_own),
+            None
+        );
+        assert_eq!(
+            include_run_of(
+                "#ifdef X\n#define Z 1\n#endif\n#define X\n#include <stdio.h>\n",
+                &macros,
+                not_own
+            ),
+            None
+        );
     }
 
     #[test]

@@ -2,6 +2,11 @@
 //! (libbpf-cargo, pinned to the probes' libbpf-rs) turns each object into `<stem>.skel.rs`, the `.meta` becomes
 //! `meta.rs` (one struct per table, so a line the meta does not describe does not compile), and one cargo
 //! invocation builds every Rust probe in the shared workspace target directory.
+//!
+//! Both cargo runs (the generator, then the probes) select `--workspace` and pick their executables with `--bin`:
+//! cargo unifies dependency features over the packages selected, so the two runs resolve libbpf-rs and its
+//! dependencies alike and it compiles once (selecting `-p ebpf-probe-skelgen` alone gave `bitflags` the `std`
+//! feature libbpf-cargo's `tempfile` turns on, and the probes' run, without it, compiled libbpf-rs again).
 
 use std::path::{Path, PathBuf};
 
@@ -118,10 +123,14 @@ pub fn build_skelgen(workspace: &Workspace, verbose: bool) -> Result<PathBuf> {
     if artifact_is_current(&artifact, &fingerprint, &inputs) {
         return Ok(artifact);
     }
-    let cmd =
-        Cmd::new(&cargo)
-            .cwd(&workspace.root)
-            .args(["build", "--release", "-p", SKELGEN_PACKAGE]);
+    // Same package selection as the probes' run (see the module doc): only the generator is built.
+    let cmd = Cmd::new(&cargo).cwd(&workspace.root).args([
+        "build",
+        "--release",
+        "--workspace",
+        "--bin",
+        SKELGEN_PACKAGE,
+    ]);
     if verbose {
         eprintln!("     Running `{cmd}`");
     }
@@ -215,20 +224,82 @@ pub struct CargoArtifact {
     pub fresh: bool,
 }
 
+/// The executables a Rust probe's `Cargo.toml` declares: its `[[bin]]` names, else (`src/main.rs`) the package's.
+fn cargo_bin_names(probe_dir: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(probe_dir.join("Cargo.toml")) else {
+        return Vec::new();
+    };
+    let Ok(manifest) = toml::from_str::<toml::Value>(&text) else {
+        return Vec::new();
+    };
+    let bins: Vec<String> = manifest
+        .get("bin")
+        .and_then(|b| b.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|bin| Some(bin.get("name")?.as_str()?.to_string()))
+        .collect();
+    if !bins.is_empty() {
+        return bins;
+    }
+    let package = manifest
+        .get("package")
+        .and_then(|p| p.get("name"))
+        .and_then(|n| n.as_str());
+    match package {
+        Some(name) if probe_dir.join("src/main.rs").is_file() => vec![name.to_string()],
+        _ => Vec::new(),
+    }
+}
+
+/// Why a probe has no executable after cargo ran: it failed (its errors are above), or its manifest declares
+/// no binary of the probe's name, so it was not asked for.
+fn missing_bin(probe: &Probe, declared: bool) -> anyhow::Error {
+    let why = if declared {
+        "cargo did not build it; its errors are above"
+    } else {
+        "its Cargo.toml declares no such binary"
+    };
+    anyhow::anyhow!(
+        "no binary `{}` for probe `{}` ({why}; the [[bin]] name in `{}` must be `{}`)",
+        probe.binary_name(),
+        probe.name,
+        probe.dir.join("Cargo.toml").display(),
+        probe.binary_name()
+    )
+}
+
 /// Builds `probes` (all Rust) with one cargo invocation; returns each probe's executable or why it failed.
 pub fn cargo_build(
     workspace: &Workspace,
     probes: &[&Probe],
     verbose: bool,
 ) -> Result<Vec<(String, Result<CargoArtifact>)>> {
+    // The generator's package selection (see the module doc), narrowed to the probes' executables. A probe whose
+    // manifest lacks its executable is left out: `--bin` naming it would fail the whole run.
     let mut cmd = Cmd::new(&cargo()?).cwd(&workspace.root).args([
         "build",
         "--release",
+        "--workspace",
         "--keep-going",
         "--message-format=json-render-diagnostics",
     ]);
-    for probe in probes {
-        cmd = cmd.args(["-p", &probe.name]);
+    let declared: Vec<bool> = probes
+        .iter()
+        .map(|probe| {
+            cargo_bin_names(&probe.dir)
+                .iter()
+                .any(|b| b == probe.binary_name())
+        })
+        .collect();
+    if !declared.contains(&true) {
+        return Ok(probes
+            .iter()
+            .map(|probe| (probe.name.clone(), Err(missing_bin(probe, false))))
+            .collect());
+    }
+    for (probe, _) in probes.iter().zip(&declared).filter(|(_, d)| **d) {
+        cmd = cmd.args(["--bin", probe.binary_name()]);
     }
     if verbose {
         eprintln!("     Running `{cmd}`");
@@ -257,21 +328,19 @@ pub fn cargo_build(
     let fingerprint = cargo_fingerprint(&cargo()?);
     Ok(probes
         .iter()
-        .map(|probe| {
-            let found = artifacts.iter().find(|(name, _, _)| name == probe.binary_name());
+        .zip(declared)
+        .map(|(probe, declared)| {
+            let found = artifacts
+                .iter()
+                .find(|(name, _, _)| name == probe.binary_name());
             let result = match found {
-                Some((_, executable, fresh)) => fresh::record(executable, &fingerprint).map(|()| CargoArtifact {
-                    executable: executable.clone(),
-                    fresh: *fresh,
-                }),
-                None => Err(anyhow::anyhow!(
-                    "cargo did not build the binary `{}` of probe `{}` (its errors are above; the [[bin]] name in \
-                     probes/{}/Cargo.toml must be `{}`)",
-                    probe.binary_name(),
-                    probe.name,
-                    probe.name,
-                    probe.binary_name()
-                )),
+                Some((_, executable, fresh)) => {
+                    fresh::record(executable, &fingerprint).map(|()| CargoArtifact {
+                        executable: executable.clone(),
+                        fresh: *fresh,
+                    })
+                }
+                None => Err(missing_bin(probe, declared)),
             };
             (probe.name.clone(), result)
         })
@@ -346,6 +415,23 @@ mod tests {
             description: format!("the {name}"),
             line: 1,
         }
+    }
+
+    #[test]
+    fn a_probes_executables_are_its_bin_targets_else_its_package() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = dir.path().join("Cargo.toml");
+        std::fs::write(
+            &manifest,
+            "[package]\nname = \"p\"\n[[bin]]\nname = \"a\"\n[[bin]]\nname = \"b\"\n",
+        )
+        .unwrap();
+        assert_eq!(cargo_bin_names(dir.path()), ["a", "b"]);
+        std::fs::write(&manifest, "[package]\nname = \"p\"\n").unwrap();
+        assert!(cargo_bin_names(dir.path()).is_empty());
+        std::fs::create_dir(dir.path().join("src")).unwrap();
+        std::fs::write(dir.path().join("src/main.rs"), "fn main() {}\n").unwrap();
+        assert_eq!(cargo_bin_names(dir.path()), ["p"]);
     }
 
     #[test]

@@ -50,7 +50,7 @@ pub fn test_attach_kinds(
     compiler.bpf_object(&bpf_source, &object, &[], &[], None)?;
     compiler.skeleton(&object, &dir.join("featprobe.skel.h"))?;
     let object = dir.join("featprobe.o");
-    compiler.c_object(&user_source, &object, &[dir.to_path_buf()], &[])?;
+    compiler.c_object(&user_source, &object, &[dir.to_path_buf()], &[], None)?;
     let helper = dir.join("featprobe");
     compiler.link(&[object], &helper, &[], false)?;
     let output = Cmd::program(&helper).run()?;

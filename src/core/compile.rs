@@ -112,6 +112,21 @@ pub struct PrecompiledHeader {
     usable: AtomicBool,
 }
 
+/// A userland loader's prelude (its simple directives and leading run of guarded system and SDK includes: libbpf's
+/// headers, `bpf.h`, …) precompiled once by cc as `<name>.h.gch` beside `<name>.h`, and put first in each loader
+/// compile with `-include <name>.h` (cc finds the `.gch` there; the source's own includes then add nothing).
+pub struct LoaderHeader {
+    pub path: PathBuf,
+    header: PathBuf,
+    text: String,
+    /// The SDK include dirs it is compiled with (every probe's list starts with them).
+    include_dirs: Vec<PathBuf>,
+    /// The probe's own cflags and defines (the compiles that use it have the same).
+    extra_flags: Vec<String>,
+    /// Cleared when cc could not build it: loaders are then compiled without it.
+    usable: AtomicBool,
+}
+
 impl Compiler {
     pub fn new(settings: &CompilerSettings) -> Result<Compiler> {
         let toolchain = Toolchain::find()?;
@@ -428,6 +443,92 @@ impl Compiler {
         }
     }
 
+    /// The precompiled loader prelude `text` for userland C compiles with `extra_flags`, named after everything that
+    /// shapes it (cc, the flags, the text, the include dirs).
+    pub fn loader_header(
+        &self,
+        pch_dir: &Path,
+        extra_flags: &[String],
+        text: &str,
+        include_dirs: &[PathBuf],
+    ) -> LoaderHeader {
+        let key = format!(
+            "{}\n{}\n{}\n{}\n{text}\n{}",
+            self.cc_identity,
+            self.user_compile_flags(&self.c_flags()).join(" "),
+            extra_flags.join(" "),
+            self.build_opts.join(" "),
+            self.include_flags(include_dirs).join(" ")
+        );
+        let name = format!("loader-{:016x}", fnv1a(key.as_bytes()));
+        LoaderHeader {
+            path: pch_dir.join(format!("{name}.h.gch")),
+            header: pch_dir.join(format!("{name}.h")),
+            text: text.to_string(),
+            include_dirs: include_dirs.to_vec(),
+            extra_flags: extra_flags.to_vec(),
+            usable: AtomicBool::new(true),
+        }
+    }
+
+    /// Builds the loader prelude `pch` unless it is fresh. When cc cannot, says so and the loaders are compiled
+    /// without it (a slower build, not a failed one).
+    pub fn build_loader_header(&self, pch: &LoaderHeader) -> Result<bool> {
+        let depfile = pch.path.with_extension("d");
+        let command_to = |output: &Path| {
+            Cmd::new(&self.toolchain.cc)
+                .cwd(&self.root)
+                .args(self.user_compile_flags(&self.c_flags()))
+                .args(self.include_flags(&pch.include_dirs))
+                .args(&self.libbpf_includes)
+                .args(&self.system_includes)
+                .args(&self.c_after_includes)
+                .args(&pch.extra_flags)
+                .args(&self.build_opts)
+                .args(["-MD", "-MF"])
+                .arg(self.shown(&depfile))
+                .arg("-MT")
+                .arg(self.shown(&pch.path))
+                .args(["-x", "c-header"])
+                .arg(self.shown(&pch.header))
+                .arg("-o")
+                .arg(self.shown(output))
+        };
+        let fingerprint = format!("{}\n{}\n", command_to(&pch.path), self.cc_identity);
+        if fresh::failed_before(&pch.path, &fingerprint, std::slice::from_ref(&pch.header)) {
+            pch.usable.store(false, Ordering::SeqCst);
+            return Ok(false);
+        }
+        let built = (|| {
+            if std::fs::read_to_string(&pch.header).ok().as_deref() != Some(&pch.text) {
+                crate::paths::write_atomic(&pch.header, pch.text.as_bytes())?;
+            }
+            self.step(
+                &pch.path,
+                &fingerprint,
+                &[self.shown(&pch.header)],
+                Some(&self.shown(&depfile)),
+                |temp| self.exec(&command_to(temp)).map(drop),
+            )
+        })();
+        match built {
+            Ok(ran) => {
+                fresh::forget_failure(&pch.path)?;
+                Ok(ran)
+            }
+            Err(e) => {
+                pch.usable.store(false, Ordering::SeqCst);
+                fresh::record_failure(&pch.path, &fingerprint)?;
+                self.output.println(&format!(
+                    "note: cc could not precompile the loaders' common headers (they parse them instead: slower, \
+                     same result; not tried again until they or the flags change):\n{}",
+                    indent(&format!("{e:#}"))
+                ));
+                Ok(false)
+            }
+        }
+    }
+
     /// `dir/<stem>.bpf.c` → `out_dir/<stem>.bpf.o`, stripped of DWARF (it is only there for clang's BTF; the
     /// stripped object keeps .BTF and loads faster).
     pub fn bpf_object(
@@ -576,25 +677,72 @@ impl Compiler {
         )
     }
 
-    /// Compiles one userland C file to `object`.
+    /// Every `-D`/`-U` a userland C compile with `extra_flags` gets, in order.
+    pub fn user_define_flags(&self, extra_flags: &[String]) -> Vec<String> {
+        self.defines
+            .iter()
+            .chain(&self.c_flags())
+            .chain(extra_flags)
+            .chain(&self.build_opts)
+            .filter(|f| f.starts_with("-D") || f.starts_with("-U"))
+            .cloned()
+            .collect()
+    }
+
+    /// Where cc finds the system header `name` (`<bpf/libbpf.h>`, `<stdio.h>`): the selected libbpf's include dir,
+    /// `[build] system_includes`, then the system's include dirs.
+    pub fn system_header(&self, name: &str) -> Option<PathBuf> {
+        let libbpf = self
+            .libbpf_includes
+            .iter()
+            .filter_map(|f| f.strip_prefix("-I"));
+        let system = self.system_includes.iter().filter(|f| *f != "-isystem");
+        libbpf
+            .chain(system.map(String::as_str))
+            .map(|dir| self.root.join(dir).join(name))
+            .chain(
+                toolchain::system_include_dirs()
+                    .into_iter()
+                    .map(|d| d.join(name)),
+            )
+            .find(|path| path.is_file())
+    }
+
+    /// The workspace's defines and cflags, which every userland C compile gets.
+    fn c_flags(&self) -> Vec<String> {
+        self.workspace_defines
+            .iter()
+            .chain(&self.workspace_cflags)
+            .cloned()
+            .collect()
+    }
+
+    /// The flags of a userland compile before its include dirs.
+    fn user_compile_flags(&self, workspace_flags: &[String]) -> Vec<String> {
+        ["-g", "-O2", "-Wall", "-fPIC"]
+            .map(String::from)
+            .into_iter()
+            .chain(self.defines.iter().cloned())
+            .chain(workspace_flags.iter().cloned())
+            .collect()
+    }
+
+    /// Compiles one userland C file to `object`, with the precompiled loader prelude `pch` when it is usable.
     pub fn c_object(
         &self,
         source: &Path,
         object: &Path,
         include_dirs: &[PathBuf],
         extra_flags: &[String],
+        pch: Option<&LoaderHeader>,
     ) -> Result<bool> {
-        let flags: Vec<String> = self
-            .workspace_defines
-            .iter()
-            .chain(&self.workspace_cflags)
-            .cloned()
-            .collect();
+        let flags = self.c_flags();
+        let pch = pch.filter(|p| p.usable.load(Ordering::SeqCst));
         self.user_object(
             (&self.toolchain.cc, &self.cc_identity),
             (&flags, &self.c_after_includes),
             (source, object),
-            include_dirs,
+            (include_dirs, pch),
             extra_flags,
         )
     }
@@ -624,7 +772,7 @@ impl Compiler {
             (cxx, &self.cxx_identity),
             (&flags, &[]),
             (source, object),
-            include_dirs,
+            (include_dirs, None),
             extra_flags,
         )
     }
@@ -634,23 +782,24 @@ impl Compiler {
         (compiler, identity): (&crate::tool::Tool, &str),
         (workspace_flags, after_includes): (&[String], &[String]),
         (source, object): (&Path, &Path),
-        include_dirs: &[PathBuf],
+        (include_dirs, pch): (&[PathBuf], Option<&LoaderHeader>),
         extra_flags: &[String],
     ) -> Result<bool> {
         let depfile = object.with_extension("d");
-        let compile_to = |output: &Path| {
-            Cmd::new(compiler)
+        let compile_with = |output: &Path, pch: Option<&LoaderHeader>| {
+            let mut cmd = Cmd::new(compiler)
                 .cwd(&self.root)
-                .args(["-g", "-O2", "-Wall", "-fPIC"])
-                .args(&self.defines)
-                .args(workspace_flags)
+                .args(self.user_compile_flags(workspace_flags))
                 .args(self.include_flags(include_dirs))
                 .args(&self.libbpf_includes)
                 .args(&self.system_includes)
                 .args(after_includes)
                 .args(extra_flags)
-                .args(&self.build_opts)
-                .args(["-MD", "-MF"])
+                .args(&self.build_opts);
+            if let Some(pch) = pch {
+                cmd = cmd.arg("-include").arg(self.shown(&pch.header));
+            }
+            cmd.args(["-MD", "-MF"])
                 .arg(self.shown(&depfile))
                 .arg("-MT")
                 .arg(self.shown(object))
@@ -659,12 +808,18 @@ impl Compiler {
                 .arg("-o")
                 .arg(self.shown(output))
         };
-        self.remember_compile(&compile_to(object), source, object);
+        // Editors get the compile without the precompiled prelude (it adds nothing the source does not include).
+        self.remember_compile(&compile_with(object, None), source, object);
+        let compile_to = |output: &Path| compile_with(output, pch);
         let fingerprint = format!("{}\n{identity}\n", compile_to(object));
+        let mut inputs = vec![self.shown(source)];
+        if let Some(pch) = pch {
+            inputs.push(self.shown(&pch.path));
+        }
         self.step(
             object,
             &fingerprint,
-            &[self.shown(source)],
+            &inputs,
             Some(&self.shown(&depfile)),
             |temp| self.exec(&compile_to(temp)).map(drop),
         )

@@ -1,16 +1,20 @@
 //! Runs a dependency graph of build steps on up to `jobs` worker threads: a step starts once every step it
 //! depends on has succeeded; when a step fails, everything that depends on it is skipped and the rest goes on.
+//! Of the steps ready to run, the one heading the longest chain of estimated costs still to do goes first
+//! (critical-path scheduling), so a long step, or a step many others wait behind, does not start last.
 
+use std::cmp::Reverse;
 use std::collections::BTreeSet;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Condvar, Mutex};
 
 use anyhow::Error;
 
-/// One step and the indices of the steps it needs.
+/// One step, the indices of the steps it needs, and what it is estimated to cost (any unit, the same for all).
 pub struct Node<T> {
     pub step: T,
     pub deps: Vec<usize>,
+    pub cost: u64,
 }
 
 #[derive(Debug)]
@@ -27,8 +31,11 @@ pub enum Status {
 }
 
 struct State {
-    /// Steps whose dependencies have all succeeded; the lowest index runs first, so callers order steps by urgency.
-    ready: BTreeSet<usize>,
+    /// Steps whose dependencies have all succeeded, by urgency: the longest chain of costs from the step to the
+    /// end of the graph first, then the lowest index.
+    ready: BTreeSet<(Reverse<u64>, usize)>,
+    /// Each step's chain: its cost plus the longest chain of the steps that depend on it.
+    chain: Vec<u64>,
     waiting_on: Vec<usize>,
     statuses: Vec<Option<Status>>,
     unfinished: usize,
@@ -53,9 +60,14 @@ pub fn run_graph<T: Sync>(
             dependents[dep].push(index);
         }
     }
+    let chain = chains(nodes, &dependents);
     let waiting_on: Vec<usize> = nodes.iter().map(|n| n.deps.len()).collect();
     let state = Mutex::new(State {
-        ready: (0..nodes.len()).filter(|&i| waiting_on[i] == 0).collect(),
+        ready: (0..nodes.len())
+            .filter(|&i| waiting_on[i] == 0)
+            .map(|i| (Reverse(chain[i]), i))
+            .collect(),
+        chain,
         waiting_on,
         statuses: (0..nodes.len()).map(|_| None).collect(),
         unfinished: nodes.len(),
@@ -73,7 +85,7 @@ pub fn run_graph<T: Sync>(
                         if guard.unfinished == 0 {
                             return;
                         }
-                        if let Some(index) = guard.ready.pop_first() {
+                        if let Some((_, index)) = guard.ready.pop_first() {
                             break index;
                         }
                         guard = changed.wait(guard).unwrap();
@@ -111,6 +123,43 @@ pub fn run_graph<T: Sync>(
         .collect()
 }
 
+/// Each step's cost plus the longest chain of costs among the steps that depend on it, transitively. Computed
+/// without assuming an order of the steps; a cycle (which `run_graph` reports) stops the walk.
+fn chains<T>(nodes: &[Node<T>], dependents: &[Vec<usize>]) -> Vec<u64> {
+    let mut chain: Vec<Option<u64>> = vec![None; nodes.len()];
+    let mut on_stack = vec![false; nodes.len()];
+    // Depth-first, iteratively: a deep graph must not overflow the stack.
+    for root in 0..nodes.len() {
+        let mut stack = vec![(root, false)];
+        while let Some((index, expanded)) = stack.pop() {
+            if chain[index].is_some() {
+                continue;
+            }
+            if expanded {
+                let longest = dependents[index]
+                    .iter()
+                    .map(|&d| chain[d].unwrap_or(0))
+                    .max()
+                    .unwrap_or(0);
+                chain[index] = Some(nodes[index].cost + longest);
+                on_stack[index] = false;
+                continue;
+            }
+            if on_stack[index] {
+                continue;
+            }
+            on_stack[index] = true;
+            stack.push((index, true));
+            for &dependent in &dependents[index] {
+                if chain[dependent].is_none() && !on_stack[dependent] {
+                    stack.push((dependent, false));
+                }
+            }
+        }
+    }
+    chain.into_iter().map(|c| c.unwrap_or(0)).collect()
+}
+
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()
@@ -146,7 +195,8 @@ fn settle(
             None => {
                 state.waiting_on[dependent] -= 1;
                 if state.waiting_on[dependent] == 0 {
-                    state.ready.insert(dependent);
+                    let urgency = Reverse(state.chain[dependent]);
+                    state.ready.insert((urgency, dependent));
                 }
             }
         }
@@ -162,6 +212,7 @@ mod tests {
         Node {
             step,
             deps: deps.to_vec(),
+            cost: 1,
         }
     }
 
@@ -243,6 +294,33 @@ mod tests {
         );
         assert!(matches!(statuses[1], Status::Skipped { failed: 0 }));
         assert!(matches!(statuses[2], Status::Ran));
+    }
+
+    #[test]
+    fn the_step_heading_the_longest_chain_starts_first() {
+        // One worker: 0 is cheap and alone; 1 is cheap but 2 (long) waits for it; 3 is middling.
+        let mut nodes = vec![
+            node("alone", &[]),
+            node("before-long", &[]),
+            node("long", &[1]),
+            node("middle", &[]),
+        ];
+        nodes[2].cost = 100;
+        nodes[3].cost = 10;
+        let order = Mutex::new(Vec::new());
+        run_graph(
+            &nodes,
+            1,
+            |_, step, _| {
+                order.lock().unwrap().push(*step);
+                Ok(true)
+            },
+            |_, _| {},
+        );
+        assert_eq!(
+            order.into_inner().unwrap(),
+            ["before-long", "long", "middle", "alone"]
+        );
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub fn build_loader(dir: &Path, kernel_release: &str, libbpf: &Libbpf) -> Result
         .context("failed to write the verifier loader's source")?;
     let compiler = Compiler::for_helper(dir, kernel_release, libbpf)?;
     let object = dir.join("verifier.o");
-    compiler.c_object(&source, &object, &[], &[])?;
+    compiler.c_object(&source, &object, &[], &[], None)?;
     let loader = dir.join("verifier");
     compiler.link(&[object], &loader, &[], false)?;
     Ok(loader)

@@ -207,9 +207,11 @@ fn step_of(call: &str) -> String {
     let tool = words[0];
     let step = match tool {
         _ if words.get(1) == Some(&"--version") => Some(format!("{tool} --version")),
-        "clang" if words.contains(&"c-header") => after("c-header").map(|h| {
+        "clang" | "cc" if words.contains(&"c-header") => after("c-header").map(|h| {
             if h.starts_with(".output/pch/prelude-") {
                 "precompile prelude".to_string()
+            } else if h.starts_with(".output/pch/loader-") {
+                "precompile loader prelude".to_string()
             } else {
                 format!("precompile {h}")
             }
@@ -312,6 +314,13 @@ fn cold_steps() -> Vec<String> {
         "precompile prelude".to_string(),
         "precompile prelude".to_string(),
     ];
+    // Both loaders open with `#include <stdio.h>`: precompiled once, when the system has the header.
+    if ["/usr/local/include/stdio.h", "/usr/include/stdio.h"]
+        .iter()
+        .any(|h| Path::new(h).is_file())
+    {
+        steps.push("precompile loader prelude".to_string());
+    }
     steps.extend(lib_steps());
     steps.extend(probe_steps("alpha", "alpha"));
     steps.extend(probe_steps("beta", "beta"));

@@ -125,16 +125,24 @@ fn objects_are_the_same_with_and_without_the_precompiled_header() {
     if !ready() {
         return;
     }
-    let ws = sdk_probe(Workspace::new().shipped_probe("killprobe"), "sdkuser").gen();
+    // sdkuser's and sdkother's loaders open alike (`<stdio.h>`): their prelude is precompiled for both.
+    let ws = sdk_probe(
+        sdk_probe(Workspace::new().shipped_probe("killprobe"), "sdkuser"),
+        "sdkother",
+    )
+    .gen();
     let plain = ws.cmd(&["-v", "-b"]).env("EBPF_PROBE_PCH", "0").success();
     assert!(
-        !plain.stderr().contains("-include-pch"),
+        !plain.stderr().contains("-include-pch") && !plain.stderr().contains("-include .output"),
         "{}",
         plain.report()
     );
     let objects = [
         ".output/killprobe/killprobe.bpf.o",
         ".output/sdkuser/sdkuser.bpf.o",
+        ".output/killprobe/killprobe.o",
+        ".output/sdkuser/sdkuser.o",
+        ".output/sdkother/sdkother.o",
     ];
     let without: Vec<Vec<u8>> = objects
         .iter()
@@ -145,13 +153,20 @@ fn objects_are_the_same_with_and_without_the_precompiled_header() {
     let precompiled = ws.cmd(&["-v", "-b"]).success();
     precompiled
         .stderr_contains("-x c-header .output/pch/prelude-")
-        .stderr_contains("-include-pch .output/pch/prelude-");
+        .stderr_contains("-include-pch .output/pch/prelude-")
+        .stderr_contains("-x c-header .output/pch/loader-")
+        .stderr_contains("-include .output/pch/loader-");
     let (built, _) = built_and_fresh(&precompiled.stderr());
-    assert_eq!(built, ["killprobe", "sdkuser"], "{}", precompiled.report());
+    assert_eq!(
+        built,
+        ["killprobe", "sdkother", "sdkuser"],
+        "{}",
+        precompiled.report()
+    );
     for (object, before) in objects.iter().zip(&without) {
         assert!(
             std::fs::read(ws.path(object)).unwrap() == *before,
-            "`{object}` differs when built with the precompiled header"
+            "`{object}` differs when built with the precompiled headers"
         );
     }
 }

@@ -50,6 +50,12 @@ fn rust_probes_share_one_build_and_rebuild_only_what_changed() {
         1,
         "libbpf-sys compiles once for all Rust probes:\n{stderr}"
     );
+    // The skeleton generator's cargo run and the probes' resolve libbpf-rs's features alike.
+    assert_eq!(
+        count(&stderr, "Compiling libbpf-rs"),
+        1,
+        "libbpf-rs compiles once, for the skeleton generator and the probes:\n{stderr}"
+    );
     assert!(ws.path(".output/bin/rexec").is_file() && ws.path(".output/bin/rlookup").is_file());
     assert!(
         ws.path(".output/rexec/rexec.skel.rs").is_file()
