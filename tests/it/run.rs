@@ -51,6 +51,17 @@ fn is_alive(pid: u32) -> bool {
     !matches!(state, Some("Z" | "X") | None)
 }
 
+fn dies_within(pid: u32, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while is_alive(pid) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
 /// Kills the pids a fake probe reported when a test ends, so a failing test leaves nothing running.
 struct KillOnDrop(Vec<u32>);
 
@@ -169,8 +180,13 @@ fn run_stops_the_probes_whole_process_group_at_the_deadline() {
         done.report()
     );
     done.stderr_contains("Stopped t with SIGINT (signal: 2 (SIGINT))");
+    // A signalled process dies when next scheduled: on a loaded machine that is not at once.
     for pid in pids {
-        assert!(!is_alive(pid), "pid {pid} still runs\n{}", done.report());
+        assert!(
+            dies_within(pid, Duration::from_secs(2)),
+            "pid {pid} still runs\n{}",
+            done.report()
+        );
     }
 }
 
@@ -198,7 +214,11 @@ fn run_kills_what_an_exited_probe_left_holding_its_stdout() {
             "warning: `t` left 1 process running in its process group (pid {sleeper}); killed with SIGKILL"
         ))
         .stderr_contains("1 valid line, 0 invalid, 1 not records");
-    assert!(!is_alive(sleeper), "{}", done.report());
+    assert!(
+        dies_within(sleeper, Duration::from_secs(2)),
+        "{}",
+        done.report()
+    );
 }
 
 #[test]
@@ -382,7 +402,10 @@ fn run_stops_the_probe_group_when_it_is_interrupted_itself() {
         "{stderr}"
     );
     for pid in pids {
-        assert!(!is_alive(pid), "pid {pid} still runs\n{stderr}");
+        assert!(
+            dies_within(pid, Duration::from_secs(2)),
+            "pid {pid} still runs\n{stderr}"
+        );
     }
 }
 
