@@ -319,18 +319,8 @@ impl Cmd {
             let start = kept.len().saturating_sub(STREAM_STDERR_LIMIT);
             kept.split_off(start)
         });
-        // The watchdog signals the child only while it is unreaped (it is joined before `wait`), so the pid
-        // cannot belong to another process by then.
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let pid = child.id() as libc::pid_t;
-        let watchdog = std::thread::spawn(move || {
-            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(timeout) {
-                // SAFETY: kill has no memory effects; `pid` is our unreaped child.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-                return true;
-            }
-            false
-        });
+        let watchdog = Watchdog::start(pid, timeout);
         let mut reader = std::io::BufReader::with_capacity(1 << 18, stdout);
         let consumed = consume(&mut reader);
         if consumed.is_err() {
@@ -338,8 +328,7 @@ impl Cmd {
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
         drop(reader);
-        let _ = stop.send(());
-        let timed_out = watchdog.join().unwrap_or(false);
+        let timed_out = watchdog.stop();
         let status = child
             .wait()
             .with_context(|| format!("could not wait for `{self}`"))?;
@@ -425,17 +414,8 @@ impl Cmd {
             .stdin(Stdio::null())
             .spawn()
             .with_context(|| format!("could not start `{self}`"))?;
-        // As in `stream_stdout`: the watchdog signals only an unreaped child (it is joined before `wait`).
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let pid = child.id() as libc::pid_t;
-        let watchdog = std::thread::spawn(move || {
-            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(timeout) {
-                // SAFETY: kill has no memory effects; `pid` is our unreaped child.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-                return true;
-            }
-            false
-        });
+        let watchdog = Watchdog::start(pid, timeout);
         // Wait for the exit without reaping it (WNOWAIT), so the pid stays ours until the watchdog is joined.
         loop {
             // SAFETY: siginfo_t is plain data, for which all zero bytes are a valid value.
@@ -455,8 +435,7 @@ impl Cmd {
                 break;
             }
         }
-        let _ = stop.send(());
-        let timed_out = watchdog.join().unwrap_or(false);
+        let timed_out = watchdog.stop();
         let status = child
             .wait()
             .with_context(|| format!("could not wait for `{self}`"))?;
@@ -471,6 +450,34 @@ impl Cmd {
         } else {
             bail!("`{self}` failed ({status})")
         }
+    }
+}
+
+/// Kills a child with SIGKILL when it outlives `timeout`. It must be stopped before the child is reaped: until
+/// then the pid cannot belong to another process.
+struct Watchdog {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<bool>,
+}
+
+impl Watchdog {
+    fn start(pid: libc::pid_t, timeout: std::time::Duration) -> Watchdog {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(timeout) {
+                // SAFETY: kill has no memory effects; `pid` is our child, not reaped before `stop` returns.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                return true;
+            }
+            false
+        });
+        Watchdog { stop, thread }
+    }
+
+    /// Whether it killed the child.
+    fn stop(self) -> bool {
+        let _ = self.stop.send(());
+        self.thread.join().unwrap_or(false)
     }
 }
 

@@ -112,6 +112,21 @@ pub struct PrecompiledHeader {
     usable: AtomicBool,
 }
 
+/// One precompiled header to build: see `Compiler::precompile`.
+struct Precompile<'a> {
+    output: &'a Path,
+    /// The header's source, written from `text`.
+    header: &'a Path,
+    text: &'a str,
+    /// What a remembered failure is keyed on besides the fingerprint.
+    inputs: &'a [PathBuf],
+    fingerprint: &'a str,
+    depfile: &'a Path,
+    usable: &'a AtomicBool,
+    command_to: &'a dyn Fn(&Path) -> Cmd,
+    failure_note: &'a str,
+}
+
 /// A userland loader's prelude (its simple directives and leading run of guarded system and SDK includes: libbpf's
 /// headers, `bpf.h`, …) precompiled once by cc as `<name>.h.gch` beside `<name>.h`, and put first in each loader
 /// compile with `-include <name>.h` (cc finds the `.gch` there; the source's own includes then add nothing).
@@ -405,42 +420,21 @@ impl Compiler {
             fingerprint.push_str(&header.identity);
             fingerprint.push('\n');
         }
-        let prelude_input = [pch.prelude.clone(), pch.included.clone()];
-        if fresh::failed_before(&pch.path, &fingerprint, &prelude_input) {
-            // clang failed on exactly this before and nothing changed: do not start it again.
-            pch.usable.store(false, Ordering::SeqCst);
-            return Ok(false);
-        }
-        let built = (|| {
-            // Rewritten only when it changes, so its time does not make the header stale.
-            if std::fs::read_to_string(&pch.prelude).ok().as_deref() != Some(&pch.prelude_text) {
-                crate::paths::write_atomic(&pch.prelude, pch.prelude_text.as_bytes())?;
-            }
-            self.step(
-                &pch.path,
-                &fingerprint,
-                &[self.shown(&pch.prelude)],
-                Some(&self.shown(&depfile)),
-                |temp| self.exec(&command_to(temp)).map(drop),
-            )
-        })();
-        match built {
-            Ok(ran) => {
-                fresh::forget_failure(&pch.path)?;
-                Ok(ran)
-            }
-            Err(e) => {
-                pch.usable.store(false, Ordering::SeqCst);
-                fresh::record_failure(&pch.path, &fingerprint)?;
-                let header = pch.prelude_text.lines().last().unwrap_or_default();
-                self.output.println(&format!(
-                    "note: clang could not precompile `{header}` for the BPF programs that open with it \
-                     (they parse it instead: slower, same result; not tried again until it or the flags change):\n{}",
-                    indent(&format!("{e:#}"))
-                ));
-                Ok(false)
-            }
-        }
+        let header = pch.prelude_text.lines().last().unwrap_or_default();
+        self.precompile(Precompile {
+            output: &pch.path,
+            header: &pch.prelude,
+            text: &pch.prelude_text,
+            inputs: &[pch.prelude.clone(), pch.included.clone()],
+            fingerprint: &fingerprint,
+            depfile: &depfile,
+            usable: &pch.usable,
+            command_to: &command_to,
+            failure_note: &format!(
+                "clang could not precompile `{header}` for the BPF programs that open with it (they parse it \
+                 instead: slower, same result; not tried again until it or the flags change)"
+            ),
+        })
     }
 
     /// The precompiled loader prelude `text` for userland C compiles with `extra_flags`, named after everything that
@@ -495,33 +489,52 @@ impl Compiler {
                 .arg(self.shown(output))
         };
         let fingerprint = format!("{}\n{}\n", command_to(&pch.path), self.cc_identity);
-        if fresh::failed_before(&pch.path, &fingerprint, std::slice::from_ref(&pch.header)) {
-            pch.usable.store(false, Ordering::SeqCst);
+        self.precompile(Precompile {
+            output: &pch.path,
+            header: &pch.header,
+            text: &pch.text,
+            inputs: std::slice::from_ref(&pch.header),
+            fingerprint: &fingerprint,
+            depfile: &depfile,
+            usable: &pch.usable,
+            command_to: &command_to,
+            failure_note: "cc could not precompile the loaders' common headers (they parse them instead: slower, \
+                           same result; not tried again until they or the flags change)",
+        })
+    }
+
+    /// Writes a precompiled header's source (only when it changed, so its time does not make the header stale)
+    /// and precompiles it unless fresh. A failure is remembered with its fingerprint, so the compiler is not
+    /// started again on exactly the same inputs, and told as a note: the compiles that would use the header parse
+    /// their includes instead, a slower build and not a failed one.
+    fn precompile(&self, step: Precompile) -> Result<bool> {
+        if fresh::failed_before(step.output, step.fingerprint, step.inputs) {
+            step.usable.store(false, Ordering::SeqCst);
             return Ok(false);
         }
         let built = (|| {
-            if std::fs::read_to_string(&pch.header).ok().as_deref() != Some(&pch.text) {
-                crate::paths::write_atomic(&pch.header, pch.text.as_bytes())?;
+            if std::fs::read_to_string(step.header).ok().as_deref() != Some(step.text) {
+                crate::paths::write_atomic(step.header, step.text.as_bytes())?;
             }
             self.step(
-                &pch.path,
-                &fingerprint,
-                &[self.shown(&pch.header)],
-                Some(&self.shown(&depfile)),
-                |temp| self.exec(&command_to(temp)).map(drop),
+                step.output,
+                step.fingerprint,
+                &[self.shown(step.header)],
+                Some(&self.shown(step.depfile)),
+                |temp| self.exec(&(step.command_to)(temp)).map(drop),
             )
         })();
         match built {
             Ok(ran) => {
-                fresh::forget_failure(&pch.path)?;
+                fresh::forget_failure(step.output)?;
                 Ok(ran)
             }
             Err(e) => {
-                pch.usable.store(false, Ordering::SeqCst);
-                fresh::record_failure(&pch.path, &fingerprint)?;
+                step.usable.store(false, Ordering::SeqCst);
+                fresh::record_failure(step.output, step.fingerprint)?;
                 self.output.println(&format!(
-                    "note: cc could not precompile the loaders' common headers (they parse them instead: slower, \
-                     same result; not tried again until they or the flags change):\n{}",
+                    "note: {}:\n{}",
+                    step.failure_note,
                     indent(&format!("{e:#}"))
                 ));
                 Ok(false)
