@@ -55,10 +55,35 @@ pub fn resolve(program: &Program, symbols: &[&KernelSymbolNeed], kernel: &Kernel
     attach(&program.attach, kernel, &mut cell);
     match &kernel.btf {
         Some(btf) => {
+            // A type the kernel lacks is said once, with every access the program makes to it.
+            let mut missing_types: Vec<(String, Vec<String>)> = Vec::new();
             for need in &program.core {
-                if let Err(reason) = core(need, btf, kernel) {
-                    cell.add(Status::Fail, reason);
+                match core(need, btf, kernel) {
+                    Ok(()) => {}
+                    Err(CoreProblem::NoType) => {
+                        let root = format!("{}{}", need.root_kind.c_word(), need.root_name);
+                        let access = need.describe();
+                        match missing_types.iter_mut().find(|(r, _)| *r == root) {
+                            Some((_, accesses)) => accesses.push(access),
+                            None => missing_types.push((root, vec![access])),
+                        }
+                    }
+                    Err(CoreProblem::Other(reason)) => cell.add(Status::Fail, reason),
                 }
+            }
+            for (root, accesses) in missing_types {
+                let shown: Vec<String> = accesses.iter().take(3).map(|a| format!("`{a}`")).collect();
+                let more = match accesses.len().saturating_sub(3) {
+                    0 => String::new(),
+                    n => format!(" and {n} more"),
+                };
+                cell.add(
+                    Status::Fail,
+                    format!(
+                        "the kernel's BTF has no `{root}` (CO-RE: the program reads {}{more})",
+                        shown.join(", ")
+                    ),
+                );
             }
             for symbol in symbols {
                 kernel_symbol(symbol, kernel, &mut cell);
@@ -316,8 +341,14 @@ fn kernel_symbol(symbol: &KernelSymbolNeed, kernel: &KernelIndex, cell: &mut Cel
     }
 }
 
+enum CoreProblem {
+    /// No type of the root's name and kind.
+    NoType,
+    Other(String),
+}
+
 /// libbpf's CO-RE matching of one relocation against the kernel's BTF.
-fn core(need: &CoreNeed, btf: &Btf, kernel: &KernelIndex) -> Result<(), String> {
+fn core(need: &CoreNeed, btf: &Btf, kernel: &KernelIndex) -> Result<(), CoreProblem> {
     let candidates: Vec<u32> = kernel
         .types
         .get(need.root_name.as_str())
@@ -334,12 +365,7 @@ fn core(need: &CoreNeed, btf: &Btf, kernel: &KernelIndex) -> Result<(), String> 
         return if guarded {
             Ok(())
         } else {
-            Err(format!(
-                "the kernel's BTF has no `{}{}` (CO-RE: the program reads `{}`)",
-                need.root_kind.c_word(),
-                need.root_name,
-                need.describe()
-            ))
+            Err(CoreProblem::NoType)
         };
     }
     let mut first_problem = None;
@@ -361,7 +387,7 @@ fn core(need: &CoreNeed, btf: &Btf, kernel: &KernelIndex) -> Result<(), String> 
     if guarded {
         return Ok(());
     }
-    Err(first_problem.unwrap_or_default())
+    Err(CoreProblem::Other(first_problem.unwrap_or_default()))
 }
 
 fn same_kind(kernel: Kind, local: Kind) -> bool {
