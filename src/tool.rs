@@ -25,6 +25,8 @@ pub enum ToolKind {
     Yum,
     /// DWARF → BTF for kernels without BTF (dwarves).
     Pahole,
+    /// The language server editors run on `compile_commands.json` (reported by `--check`, installed by `--fix`).
+    Clangd,
     /// Unpacks a kernel debug `.deb`.
     DpkgDeb,
     /// Unpacks a `kernel-debuginfo` rpm (libarchive reads rpm).
@@ -64,6 +66,7 @@ impl ToolKind {
             ToolKind::Dnf => &["dnf"],
             ToolKind::Yum => &["yum"],
             ToolKind::Pahole => &["pahole"],
+            ToolKind::Clangd => &["clangd"],
             ToolKind::DpkgDeb => &["dpkg-deb"],
             ToolKind::Bsdtar => &["bsdtar"],
             ToolKind::CrossGccAarch64 => &["aarch64-linux-gnu-gcc"],
@@ -76,6 +79,7 @@ impl ToolKind {
         match self {
             ToolKind::Clang => Some("clang-"),
             ToolKind::LlvmStrip => Some("llvm-strip-"),
+            ToolKind::Clangd => Some("clangd-"),
             _ => None,
         }
     }

@@ -1,5 +1,5 @@
 //! The `tools` section: clang (and its minimum version), llvm-strip, bpftool (with `gen skeleton`), cc, make, pahole
-//! (DWARF → BTF for `-g`), and the cross compilers `-b --arch` builds other architectures' userland with.
+//! (DWARF → BTF for `-g`), clangd (editors, on `compile_commands.json`), and the cross compilers `-b --arch` builds other architectures' userland with.
 
 use super::fix::FixAction;
 use super::{Host, Row};
@@ -26,7 +26,10 @@ pub fn rows(host: &Host) -> Tools {
     let kernel_has_btf = std::path::Path::new(crate::kernel::KERNEL_BTF).is_file();
     let pahole = simple_tool_row(ToolKind::Pahole, "pahole", !kernel_has_btf, host)
         .with_action(FixAction::install("pahole"));
-    let mut rows = vec![clang, llvm_strip, bpftool, cc, make, pahole];
+    // Editors read the compile_commands.json every -b writes through clangd; never required to build.
+    let clangd = simple_tool_row(ToolKind::Clangd, "clangd", false, host)
+        .with_action(FixAction::install("clangd"));
+    let mut rows = vec![clang, llvm_strip, bpftool, cc, make, pahole, clangd];
     rows.extend(cross_compiler_rows(host));
     Tools {
         rows,

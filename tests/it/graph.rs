@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::support::{require, require_build_tools, Workspace};
+use crate::support::{has_program, require, require_build_tools, Workspace};
 
 /// A BPF program and loader that use the SDK like a real probe (`bpf.h`, so the kernel header too).
 fn sdk_probe(ws: Workspace, name: &str) -> Workspace {
@@ -344,4 +344,34 @@ fn every_build_writes_a_compilation_database_clang_can_use() {
         std::fs::metadata(&path).unwrap().modified().unwrap(),
         before
     );
+}
+
+/// What the issue asks of editor support, with the editor's own server: `clangd --check` (Debian's clangd package,
+/// which `--check --fix` installs) finds no error in a `.bpf.c` and a loader `.c` of a freshly built workspace.
+#[test]
+fn clangd_finds_no_error_in_a_built_workspace() {
+    if !ready()
+        || !require(
+            "clangd (`ebpf-probe --check --fix` installs it)",
+            has_program("clangd"),
+        )
+    {
+        return;
+    }
+    let ws = Workspace::new().shipped_probe("killprobe").gen();
+    ws.cmd(&["-b"]).success();
+    for file in [
+        "probes/killprobe/killprobe.bpf.c",
+        "probes/killprobe/killprobe.c",
+    ] {
+        let done = ws
+            .program("clangd")
+            .arg(format!("--check={file}"))
+            .success();
+        assert!(
+            done.stderr().contains("All checks completed, 0 errors"),
+            "{}",
+            done.report()
+        );
+    }
 }
