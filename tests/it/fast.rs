@@ -7,7 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::support::{list_tree, program, repo_root, require, Run, Spawned, Workspace};
+use crate::support::{
+    built_and_fresh, list_tree, program, repo_root, require, Run, Spawned, Workspace,
+};
 
 /// The kernel these builds are for (`VMLINUX_VER`); the workspace has a fake header for it.
 const RELEASE: &str = "6.1.0-fake";
@@ -334,20 +336,6 @@ fn touch(path: &Path) {
     let file = std::fs::File::options().write(true).open(path).unwrap();
     file.set_modified(SystemTime::now() - Duration::from_millis(20))
         .unwrap();
-}
-
-/// The probes a build printed as `Built` and as `Fresh`, sorted.
-fn built_and_fresh(stderr: &str) -> (Vec<String>, Vec<String>) {
-    let names = |verb: &str| -> Vec<String> {
-        let mut names: Vec<String> = stderr
-            .lines()
-            .filter_map(|l| l.trim_start().strip_prefix(verb))
-            .filter_map(|rest| rest.split_whitespace().next().map(String::from))
-            .collect();
-        names.sort();
-        names
-    };
-    (names("Built "), names("Fresh "))
 }
 
 #[test]

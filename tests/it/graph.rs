@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::support::{has_program, require, require_build_tools, Workspace};
+use crate::support::{built_and_fresh, has_program, require, require_build_tools, Workspace};
 
 /// A BPF program and loader that use the SDK like a real probe (`bpf.h`, so the kernel header too).
 fn sdk_probe(ws: Workspace, name: &str) -> Workspace {
@@ -105,19 +105,6 @@ fn touch(path: &Path) {
     let file = std::fs::File::options().write(true).open(path).unwrap();
     file.set_modified(SystemTime::now() + Duration::from_secs(1))
         .unwrap();
-}
-
-fn built_and_fresh(stderr: &str) -> (Vec<String>, Vec<String>) {
-    let names = |verb: &str| -> Vec<String> {
-        let mut names: Vec<String> = stderr
-            .lines()
-            .filter_map(|l| l.trim_start().strip_prefix(verb))
-            .filter_map(|rest| rest.split_whitespace().next().map(String::from))
-            .collect();
-        names.sort();
-        names
-    };
-    (names("Built "), names("Fresh "))
 }
 
 #[test]

@@ -803,3 +803,17 @@ pub fn send_signal(pid: u32, signal: &str) -> bool {
         .status()
         .is_ok_and(|s| s.success())
 }
+
+/// The probes a build printed as `Built` and as `Fresh`, sorted.
+pub fn built_and_fresh(stderr: &str) -> (Vec<String>, Vec<String>) {
+    let names = |verb: &str| -> Vec<String> {
+        let mut names: Vec<String> = stderr
+            .lines()
+            .filter_map(|l| l.trim_start().strip_prefix(verb))
+            .filter_map(|rest| rest.split_whitespace().next().map(String::from))
+            .collect();
+        names.sort();
+        names
+    };
+    (names("Built "), names("Fresh "))
+}
