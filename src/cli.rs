@@ -132,7 +132,8 @@ pub struct Cli {
     pub kernel_release: Option<String>,
 
     /// With -g: write linux_<release>.<ARCH>.h for another architecture (x86_64, aarch64, riscv64), leaving
-    /// vmlinux.h alone; with -b: build BPF objects for ARCH into .output/<ARCH>/ against that header
+    /// vmlinux.h alone; with -b: build for ARCH into .output/<ARCH>/ against that header (userland too when CC or
+    /// [cross.ARCH] cc names ARCH's C compiler); with --check: require ARCH's C compiler, libelf and zlib
     #[arg(
         long,
         value_name = "ARCH",
@@ -344,6 +345,10 @@ pub struct CheckArgs {
     /// Print the facts as JSON
     #[arg(long)]
     pub json: bool,
+    /// Also require ARCH's C compiler, libelf and zlib (what `build --arch ARCH` cross-builds userland with);
+    /// with --fix, install them (Debian: ARCH is added to dpkg first)
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<String>,
 }
 
 #[derive(Debug, Args, Default)]
@@ -388,8 +393,9 @@ pub struct BuildArgs {
     /// With --verify: do not recompile a rejected program with the flag known to fix its rejection (see `verify`)
     #[arg(long, requires = "verify")]
     pub no_retry: bool,
-    /// Build BPF objects for ARCH (x86_64, aarch64, riscv64) into .output/<ARCH>/ against
-    /// include/linux_<release>.<ARCH>.h (made by `gen --arch`); userland is skipped
+    /// Build for ARCH (x86_64, aarch64, riscv64) into .output/<ARCH>/: BPF objects against
+    /// include/linux_<release>.<ARCH>.h (made by `gen --arch`), and C userland when CC or [cross.ARCH] cc in
+    /// ebpf-probe.toml names ARCH's C compiler (otherwise skipped, and said so)
     #[arg(long, value_name = "ARCH")]
     pub arch: Option<String>,
 }

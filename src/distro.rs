@@ -97,7 +97,20 @@ impl Family {
 
     /// The command a user would type to install `packages`.
     pub fn install_command_line(&self, packages: &[String]) -> String {
-        format!("{} install -y {}", self.manager, packages.join(" "))
+        let install = format!("{} install -y {}", self.manager, packages.join(" "));
+        let arches = foreign_architectures(packages);
+        if arches.is_empty() {
+            return install;
+        }
+        let add: Vec<String> = arches
+            .iter()
+            .map(|a| format!("dpkg --add-architecture {a}"))
+            .collect();
+        format!(
+            "{} && {} update && {install}",
+            add.join(" && "),
+            self.manager
+        )
     }
 
     /// The commands `--fix` runs to install `packages`: refresh the package lists, then install.
@@ -105,14 +118,21 @@ impl Family {
         let commands = match self.manager.as_str() {
             "apt-get" => {
                 let apt = tool::find(ToolKind::AptGet)?;
+                // `libelf-dev:arm64`: another architecture's packages need it added to dpkg first (multiarch).
+                let mut commands = Vec::new();
+                for arch in foreign_architectures(packages) {
+                    let dpkg = tool::find(ToolKind::Dpkg)?;
+                    commands.push(Cmd::new(&dpkg).args(["--add-architecture", arch]));
+                }
                 // A fresh machine has empty package lists, and stale lists point at deleted files.
-                vec![
+                commands.extend([
                     Cmd::new(&apt).arg("update"),
                     Cmd::new(&apt)
                         .env("DEBIAN_FRONTEND", "noninteractive")
                         .args(["install", "-y", "--no-install-recommends"])
                         .args(packages),
-                ]
+                ]);
+                commands
             }
             _ => {
                 let manager = tool::find(ToolKind::Dnf)
@@ -125,9 +145,41 @@ impl Family {
     }
 }
 
+/// The architectures of `name:arch` packages (Debian multiarch), each once, in order.
+fn foreign_architectures(packages: &[String]) -> Vec<&str> {
+    let mut arches = Vec::new();
+    for arch in packages
+        .iter()
+        .filter_map(|p| p.split_once(':').map(|(_, a)| a))
+    {
+        if !arches.contains(&arch) {
+            arches.push(arch);
+        }
+    }
+    arches
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn foreign_architecture_packages_name_their_architecture_once() {
+        let packages: Vec<String> = [
+            "gcc-aarch64-linux-gnu",
+            "libelf-dev:arm64",
+            "zlib1g-dev:arm64",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(foreign_architectures(&packages), ["arm64"]);
+        let debian = Family::detect(&os("debian", "")).unwrap();
+        assert_eq!(
+            debian.install_command_line(&packages[1..]),
+            "dpkg --add-architecture arm64 && apt-get update && apt-get install -y libelf-dev:arm64 zlib1g-dev:arm64"
+        );
+        assert!(foreign_architectures(&packages[..1]).is_empty());
+    }
 
     fn os(id: &str, like: &str) -> OsRelease {
         OsRelease::parse(&format!("ID={id}\nID_LIKE=\"{like}\"\nPRETTY_NAME=\"x\"\n"))

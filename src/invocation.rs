@@ -60,12 +60,13 @@ impl Request {
         if let Some(arch) = cli
             .arch
             .as_deref()
-            .filter(|_| !cli.gen && cli.build.is_none())
+            .filter(|_| !cli.gen && cli.build.is_none() && !cli.check)
         {
             bail!(
                 "--arch {arch} does nothing on its own: it goes with -g (write that architecture's header, \
-                 `-g --btf FILE --arch {arch}`) or -b (build its BPF objects, `-b --arch {arch}`), or both; \
-                 the subcommands take it as `gen --arch` and `build --arch`"
+                 `-g --btf FILE --arch {arch}`), -b (build for it, `-b --arch {arch}`) or --check (check its cross \
+                 compiler, `--check --fix --arch {arch}`); the subcommands take it as `gen --arch`, `build --arch` \
+                 and `check --arch`"
             );
         }
         if cli.command.is_some() && !cli.action_flags().is_empty() {
@@ -105,6 +106,7 @@ impl Request {
             plan.check = Some(CheckArgs {
                 fix: cli.fix,
                 json: cli.json,
+                arch: cli.arch.clone(),
             });
         }
         plan.clean = cli.clean;
@@ -327,7 +329,14 @@ pub fn run(request: Request) -> Result<()> {
             Some(ws) => ws.named_libraries(&ws.probes()?),
             None => Vec::new(),
         };
+        let arch = match &args.arch {
+            Some(arch) => Some(generate::normalize_arch(arch).with_context(|| {
+                format!("unknown architecture `{arch}` for --arch (use x86_64, aarch64 or riscv64)")
+            })?),
+            None => None,
+        };
         check::check(&CheckOptions {
+            arch: arch.map(String::from),
             extra_libs,
             fix: args.fix,
             json: args.json,

@@ -29,6 +29,8 @@ pub enum ToolKind {
     Clangd,
     /// Unpacks a kernel debug `.deb`.
     DpkgDeb,
+    /// Adds a foreign architecture before its libraries are installed (`--fix --arch`).
+    Dpkg,
     /// Unpacks a `kernel-debuginfo` rpm (libarchive reads rpm).
     Bsdtar,
     /// Cross compilers for other architectures' userland, by their Debian/Fedora names.
@@ -68,6 +70,7 @@ impl ToolKind {
             ToolKind::Pahole => &["pahole"],
             ToolKind::Clangd => &["clangd"],
             ToolKind::DpkgDeb => &["dpkg-deb"],
+            ToolKind::Dpkg => &["dpkg"],
             ToolKind::Bsdtar => &["bsdtar"],
             ToolKind::CrossGccAarch64 => &["aarch64-linux-gnu-gcc"],
             ToolKind::CrossGccRiscv64 => &["riscv64-linux-gnu-gcc"],

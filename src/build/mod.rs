@@ -72,6 +72,7 @@ pub fn build(
         build_opts: &options.build_opts,
         build: &workspace.manifest.build,
         verbose: options.verbose,
+        target: None,
         output: output.clone(),
     })?;
     if options.verbose {
@@ -89,6 +90,8 @@ pub fn build(
         probes,
         compiler: &compiler,
         precompile_header: options.precompile_header,
+        c_userland: true,
+        rust_userland: true,
     })?;
     let mut failed: Vec<usize> = Vec::new();
     for (index, error) in &plan.unplannable {

@@ -150,6 +150,11 @@ pub struct PlanSettings<'a> {
     pub compiler: &'a Compiler,
     /// Use a precompiled kernel header for BPF programs that include it.
     pub precompile_header: bool,
+    /// Plan the C probes' skeletons, userland and links (a build for another architecture without a cross
+    /// compiler plans BPF objects only).
+    pub c_userland: bool,
+    /// Plan the Rust probes' generated sources, for the cargo run after the graph.
+    pub rust_userland: bool,
 }
 
 pub fn plan(settings: &PlanSettings) -> Result<Plan> {
@@ -247,7 +252,7 @@ pub fn plan(settings: &PlanSettings) -> Result<Plan> {
     let mut loader_steps: BTreeMap<LoaderKey, (usize, usize)> = BTreeMap::new();
     for (index, (probe, sources)) in probes.iter().zip(&sources).enumerate() {
         let Ok((_, shared)) = sources else { continue };
-        if probe.userland() != Userland::C {
+        if probe.userland() != Userland::C || !settings.c_userland {
             continue;
         }
         let defines = define_flags(&probe_defines(workspace, probe));
@@ -354,11 +359,16 @@ pub fn plan(settings: &PlanSettings) -> Result<Plan> {
             objects.push(object);
         }
         if probe.userland() == Userland::Rust {
-            plan.add(
-                Action::RustSources { objects },
-                Some(index),
-                bpf_steps.clone(),
-            );
+            if settings.rust_userland {
+                plan.add(
+                    Action::RustSources { objects },
+                    Some(index),
+                    bpf_steps.clone(),
+                );
+            }
+            continue;
+        }
+        if !settings.c_userland {
             continue;
         }
         for (object, bpf_step, bpf) in skeleton_objects {
@@ -574,7 +584,7 @@ fn loader_preludes(
     sources: &[Result<(crate::core::probe::ProbeSources, Vec<String>)>],
 ) -> BTreeMap<PathBuf, LoaderKey> {
     let mut by_source = BTreeMap::new();
-    if !settings.precompile_header {
+    if !settings.precompile_header || !settings.c_userland {
         return by_source;
     }
     // Every loader includes much the same headers: each is read once to find its guard.

@@ -34,6 +34,8 @@ pub struct CheckOptions {
     pub libbpf_config: LibbpfConfig,
     /// Libraries the workspace's configuration names (`jsoncpp`, `uthash`, …); none, no `workspace libraries` section.
     pub extra_libs: Vec<String>,
+    /// `--arch ARCH`: that architecture's C compiler, libelf and zlib are required (for `-b --arch` userland).
+    pub arch: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -111,7 +113,7 @@ pub fn check(options: &CheckOptions) -> Result<Report> {
 /// Collects every row, section by section; never fails — what cannot be read becomes a ✘ row.
 fn gather(options: &CheckOptions, host: &Host) -> Report {
     let system = system::rows(host);
-    let tools = tools::rows(host);
+    let tools = tools::rows(host, options.arch.as_deref());
     let headers = libraries::header_rows(host);
     let decision = crate::libbpf::decide(&options.libbpf_config, &options.libbpf);
     let libbpf = libbpf::rows(

@@ -12,7 +12,7 @@ pub struct Tools {
     pub bpftool_libbpf: Option<Version>,
 }
 
-pub fn rows(host: &Host) -> Tools {
+pub fn rows(host: &Host, arch: Option<&str>) -> Tools {
     let clang = clang_row(host).with_action(FixAction::install("clang"));
     let llvm_strip = simple_tool_row(ToolKind::LlvmStrip, "llvm-strip", true, host)
         .with_action(FixAction::install("llvm-strip"));
@@ -30,16 +30,23 @@ pub fn rows(host: &Host) -> Tools {
     let clangd = simple_tool_row(ToolKind::Clangd, "clangd", false, host)
         .with_action(FixAction::install("clangd"));
     let mut rows = vec![clang, llvm_strip, bpftool, cc, make, pahole, clangd];
-    rows.extend(cross_compiler_rows(host));
+    rows.extend(cross_compiler_rows(host, arch));
     Tools {
         rows,
         bpftool_libbpf,
     }
 }
 
-/// Which cross compilers `-b --arch ARCH` can build userland with (informational: BPF objects need none, and
-/// `--fix` installs none, each is a large toolchain).
-fn cross_compiler_rows(host: &Host) -> Vec<Row> {
+/// Which cross compilers `-b --arch ARCH` can build userland with. Without `--arch` they are informational (BPF
+/// objects need none, and `--fix` installs none: each is a large toolchain); `--check --arch ARCH` requires that
+/// architecture's C compiler and its libelf and zlib, which `--fix` installs where the distro packages them.
+fn cross_compiler_rows(host: &Host, arch: Option<&str>) -> Vec<Row> {
+    let machine = crate::kernel::machine();
+    if let Some(arch) = arch
+        .filter(|a| crate::kernel::bpf_target_arch(a) != crate::kernel::bpf_target_arch(&machine))
+    {
+        return target_rows(host, arch);
+    }
     [
         (ToolKind::CrossGccAarch64, "aarch64-linux-gnu-gcc"),
         (ToolKind::CrossGccRiscv64, "riscv64-linux-gnu-gcc"),
@@ -59,6 +66,106 @@ fn cross_compiler_rows(host: &Host) -> Vec<Row> {
         }
     })
     .collect()
+}
+
+/// `--check --arch ARCH`: ARCH's C compiler (`CC` when it builds for ARCH, else `<ARCH>-linux-gnu-gcc`), and
+/// whether it links a program against ARCH's libelf and zlib, as every loader does.
+fn target_rows(host: &Host, arch: &str) -> Vec<Row> {
+    let gcc = format!("{arch}-linux-gnu-gcc");
+    let compiler_row = Row::new("tools", format!("{arch} C compiler"), true);
+    let libraries_row = Row::new("tools", format!("{arch} libelf, zlib"), true);
+    let libraries = format!("{arch}-libraries");
+    let libraries_fix = || {
+        match host.family.as_ref().map(|f| f.packages_for(&libraries, "")) {
+        Some(packages) if !packages.is_empty() => (
+            host.install_command(&libraries),
+            Some(FixAction::install(libraries.clone())),
+        ),
+        _ => (
+            format!(
+                "this distro packages no {arch} libelf/zlib: build them for {arch} into a sysroot and name it in \
+                 ebpf-probe.toml, [cross.{arch}] flags = [\"--sysroot=DIR\"]"
+            ),
+            None,
+        ),
+    }
+    };
+    let from_cc = tool::find(ToolKind::Cc)
+        .ok()
+        .filter(|_| std::env::var_os("CC").is_some_and(|v| !v.is_empty()))
+        .filter(|cc| {
+            let triple = tool_output(cc, &["-dumpmachine"]);
+            let machine = triple.trim().split('-').next().unwrap_or("");
+            !machine.is_empty()
+                && crate::kernel::bpf_target_arch(machine) == crate::kernel::bpf_target_arch(arch)
+        });
+    let compiler =
+        from_cc.or_else(|| tool::find_program(&gcc).map(|program| tool::Tool { program }));
+    let Some(compiler) = compiler else {
+        let (fix, action) = libraries_fix();
+        let mut libraries_row =
+            libraries_row.fail(format!("not checked: no {arch} C compiler"), fix);
+        if let Some(action) = action {
+            libraries_row = libraries_row.with_action(action);
+        }
+        return vec![
+            compiler_row
+                .fail(
+                    format!("neither {gcc} on PATH nor a CC that builds for {arch}"),
+                    format!(
+                        "{}, or set CC to {arch}'s C compiler",
+                        host.install_command(&gcc)
+                    ),
+                )
+                .with_action(FixAction::install(gcc.clone())),
+            libraries_row,
+        ];
+    };
+    let compiler_row = compiler_row.pass(format!(
+        "{} (-b --arch {arch} builds userland with it when CC or [cross.{arch}] cc names it)",
+        compiler.program.display()
+    ));
+    let libraries_row = match links_libelf_and_zlib(&compiler) {
+        Ok(()) => libraries_row.pass(format!("{} links -lelf -lz", compiler.program.display())),
+        Err(why) => {
+            let (fix, action) = libraries_fix();
+            let row = libraries_row.fail(why, fix);
+            match action {
+                Some(action) => row.with_action(action),
+                None => row,
+            }
+        }
+    };
+    vec![compiler_row, libraries_row]
+}
+
+/// Compiles and links a program that calls libelf and zlib with `cc`; the error is the compiler's first line.
+fn links_libelf_and_zlib(cc: &tool::Tool) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| format!("cannot make a temp dir: {e}"))?;
+    let source = dir.path().join("links.c");
+    std::fs::write(
+        &source,
+        "#include <libelf.h>\n#include <zlib.h>\n\
+         int main(void) { return elf_version(EV_CURRENT) == EV_NONE || !zlibVersion(); }\n",
+    )
+    .map_err(|e| format!("cannot write `{}`: {e}", source.display()))?;
+    let output = Cmd::new(cc)
+        .arg(&source)
+        .args(["-lelf", "-lz", "-o"])
+        .arg(dir.path().join("links"))
+        .output()
+        .map_err(|e| format!("{e:#}"))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let first = stderr
+        .lines()
+        .find(|l| l.contains("error") || l.contains("cannot find"))
+        .or_else(|| stderr.lines().next())
+        .unwrap_or("it failed")
+        .trim();
+    Err(format!("cannot link -lelf -lz: {first}"))
 }
 
 fn clang_row(host: &Host) -> Row {

@@ -82,6 +82,19 @@ pub struct CompilerSettings<'a> {
     pub build: &'a BuildConfig,
     pub verbose: bool,
     pub output: Console,
+    /// Another architecture (`-b --arch`); `None`: this machine's.
+    pub target: Option<&'a Target>,
+}
+
+/// What a build for another architecture compiles with: its BPF target name (`__TARGET_ARCH_<bpf_arch>`) and, when
+/// a cross compiler is configured, the C (and C++) compiler of userland and the flags every userland compile and
+/// link of it gets (`--sysroot=…`).
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub bpf_arch: String,
+    pub cc: Option<crate::tool::Tool>,
+    pub cxx: Option<crate::tool::Tool>,
+    pub flags: Vec<String>,
 }
 
 /// One entry of `compile_commands.json` (clang's JSON compilation database): what compiled `file`, run in
@@ -144,11 +157,20 @@ pub struct LoaderHeader {
 
 impl Compiler {
     pub fn new(settings: &CompilerSettings) -> Result<Compiler> {
-        let toolchain = Toolchain::find()?;
+        let mut toolchain = Toolchain::find()?;
         let machine = kernel::machine();
-        let target_arch = kernel::bpf_target_arch(&machine).with_context(|| {
-            format!("no BPF target architecture is known for machine `{machine}` (known: x86_64, aarch64, riscv64, …)")
-        })?;
+        let target_arch = match settings.target {
+            Some(target) => target.bpf_arch.clone(),
+            None => kernel::bpf_target_arch(&machine)
+                .with_context(|| {
+                    format!("no BPF target architecture is known for machine `{machine}` (known: x86_64, aarch64, riscv64, …)")
+                })?
+                .to_string(),
+        };
+        let cross_flags = settings.target.map_or(&[][..], |t| &t.flags[..]);
+        if let Some(cc) = settings.target.and_then(|t| t.cc.as_ref()) {
+            toolchain.cc = cc.clone();
+        }
         let version = KernelVersion::parse(settings.kernel_release)?;
         let mut defines = vec![
             format!("-D__TARGET_ARCH_{target_arch}"),
@@ -174,7 +196,14 @@ impl Compiler {
             identity: format!("kernel header {}", tool_identity(path)),
         });
         let build = settings.build;
-        let cxx = crate::tool::find(crate::tool::ToolKind::Cxx).map_err(|e| format!("{e:#}"));
+        let cxx = match settings.target {
+            Some(target) => target.cxx.clone().ok_or_else(|| {
+                "no C++ cross compiler is configured (`[cross.<arch>] cxx` in ebpf-probe.toml, or a g++ beside the \
+                 cross gcc)"
+                    .to_string()
+            }),
+            None => crate::tool::find(crate::tool::ToolKind::Cxx).map_err(|e| format!("{e:#}")),
+        };
         let cxx_identity = match &cxx {
             Ok(tool) => format!("c++ {}", tool_identity(&tool.program)),
             Err(_) => String::new(),
@@ -183,14 +212,15 @@ impl Compiler {
             root: settings.root.to_path_buf(),
             workspace_defines: define_flags(&build.defines),
             workspace_bpf_flags: build.bpf_flags.clone(),
-            workspace_cflags: build.cflags.clone(),
-            workspace_cxxflags: build.cxxflags.clone(),
+            workspace_cflags: cross_flags.iter().chain(&build.cflags).cloned().collect(),
+            workspace_cxxflags: cross_flags.iter().chain(&build.cxxflags).cloned().collect(),
             system_includes: build
                 .system_includes
                 .iter()
                 .flat_map(|dir| ["-isystem".to_string(), dir.clone()])
                 .collect(),
-            c_after_includes: if build.cxx_headers_in_c {
+            // The C++ library's dirs are found for this machine's compiler, not a cross compiler.
+            c_after_includes: if build.cxx_headers_in_c && settings.target.is_none() {
                 toolchain::cxx_library_include_dirs()
                     .iter()
                     .flat_map(|d| ["-idirafter".to_string(), d.display().to_string()])
@@ -199,7 +229,7 @@ impl Compiler {
                 Vec::new()
             },
             workspace_libs: link_flags(&build.libs),
-            ldflags: build.ldflags.clone(),
+            ldflags: cross_flags.iter().chain(&build.ldflags).cloned().collect(),
             cxx,
             cxx_identity,
             source_times: Default::default(),
@@ -229,15 +259,6 @@ impl Compiler {
         })
     }
 
-    /// BPF objects for another architecture (`-b --arch`): `-D__TARGET_ARCH_<bpf_arch>` instead of this machine's.
-    pub fn retarget_bpf(&mut self, bpf_arch: &str) {
-        for define in &mut self.defines {
-            if define.starts_with("-D__TARGET_ARCH_") {
-                *define = format!("-D__TARGET_ARCH_{bpf_arch}");
-            }
-        }
-    }
-
     /// A compiler for a small helper the tool builds for itself in `dir` (the attach-kind check, the verifier
     /// loader): no kernel header, no workspace settings, plain output, with the libbpf the build chose.
     pub fn for_helper(dir: &Path, kernel_release: &str, libbpf: &Libbpf) -> Result<Compiler> {
@@ -252,6 +273,7 @@ impl Compiler {
             build_opts: &[],
             build: &BuildConfig::default(),
             verbose: false,
+            target: None,
         })
     }
 

@@ -14,7 +14,7 @@ use crate::paths;
 pub const MARKER: &str = "ebpf-probe.toml";
 
 /// `ebpf-probe.toml`. Every table is optional; the defaults are the layout `init` creates.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkspaceManifest {
     /// `[libbpf]`: the policy, mirrors of the pinned tarball, or a replacement pin.
@@ -32,9 +32,26 @@ pub struct WorkspaceManifest {
     /// `[probe.NAME]`: a flat layout's per-probe settings (what a probe dir's probe.toml says otherwise).
     #[serde(default)]
     pub probe: BTreeMap<String, ProbeConfig>,
+    /// `[cross.ARCH]` (`aarch64`, `riscv64`): the cross compiler `-b --arch ARCH` builds userland with.
+    #[serde(default)]
+    pub cross: BTreeMap<String, CrossConfig>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// `[cross.ARCH]`: another architecture's C compilers; without it (and without a `CC` for that architecture)
+/// `-b --arch` builds BPF objects only.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrossConfig {
+    /// The C compiler: a name on PATH (`aarch64-linux-gnu-gcc`) or a path.
+    pub cc: Option<String>,
+    /// The C++ compiler (default: the C compiler's name with `gcc` → `g++`, `clang` → `clang++`, when that exists).
+    pub cxx: Option<String>,
+    /// Flags every userland compile and link of that architecture gets, e.g. `["--sysroot=/srv/arm64-root"]`.
+    #[serde(default)]
+    pub flags: Vec<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LayoutConfig {
     /// The directory holding one directory per probe (default `probes`).
@@ -57,7 +74,7 @@ pub struct LayoutConfig {
     pub flat: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BuildConfig {
     /// `NAME` or `NAME=VALUE`, passed as `-D` to every BPF and userland compile.

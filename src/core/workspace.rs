@@ -12,12 +12,14 @@ use crate::paths;
 
 pub use crate::core::manifest::MARKER;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Workspace {
     pub root: PathBuf,
     /// `ebpf-probe.toml`, as parsed once when the workspace was found.
     pub manifest: WorkspaceManifest,
     pub layout: Layout,
+    /// Where this build writes: `.output`, or `.output/<ARCH>` for another architecture (`for_arch`).
+    output: PathBuf,
 }
 
 /// Where things are, resolved against the root; defaults are the layout `init` creates.
@@ -90,6 +92,7 @@ impl Workspace {
             root: root.to_path_buf(),
             manifest,
             layout,
+            output: root.join(".output"),
         })
     }
 
@@ -107,7 +110,16 @@ impl Workspace {
 
     /// Everything the build writes; `clean` removes from here only.
     pub fn output_dir(&self) -> PathBuf {
-        self.root.join(".output")
+        self.output.clone()
+    }
+
+    /// The same workspace built for another architecture (`-b --arch`): every output under `.output/<arch>/`, and
+    /// `sdk_mirror` (the SDK headers beside that architecture's `vmlinux.h`) first on every include path.
+    pub fn for_arch(&self, arch: &str, sdk_mirror: &Path) -> Workspace {
+        let mut view = self.clone();
+        view.output = self.output.join(arch);
+        view.layout.include_dirs.insert(0, sdk_mirror.to_path_buf());
+        view
     }
 
     pub fn bin_dir(&self) -> PathBuf {

@@ -37,6 +37,19 @@ impl Entry {
     pub fn is_complete(&self) -> bool {
         self.static_library().is_file() && self.include_dir().join("bpf/libbpf.h").is_file()
     }
+    /// The same libbpf compiled for another architecture (`-b --arch`): the key's machine replaced by `arch`.
+    pub fn for_arch(&self, arch: &str) -> Entry {
+        let name = self
+            .dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let machine = format!("-{}", crate::kernel::machine());
+        let base = name.strip_suffix(&machine).unwrap_or(&name);
+        Entry {
+            dir: self.dir.with_file_name(format!("{base}-{arch}")),
+        }
+    }
 }
 
 impl Cache {

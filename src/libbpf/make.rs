@@ -39,22 +39,26 @@ pub fn make_command(
         .args(["install", "install_uapi_headers"])
 }
 
-/// Runs the build; an error carries make's own output and says what the build needs.
+/// Runs the build, with `cross_cc` when it is for another architecture; an error carries make's own output and
+/// says what the build needs.
 pub fn build_static(
     source_root: &Path,
     object_dir: &Path,
     output_dir: &Path,
     jobs: usize,
-    what: &str,
+    (what, cross_cc): (&str, Option<&tool::Tool>),
 ) -> Result<()> {
     let make = tool::find(ToolKind::Make)
         .map_err(|e| anyhow!("{e}; building {what} needs make: {}", install_hint("make")))?;
-    let cc = tool::find(ToolKind::Cc).map_err(|e| {
-        anyhow!(
-            "{e}; building {what} needs a C compiler: {}",
-            install_hint("cc")
-        )
-    })?;
+    let cc = match cross_cc {
+        Some(cc) => cc.clone(),
+        None => tool::find(ToolKind::Cc).map_err(|e| {
+            anyhow!(
+                "{e}; building {what} needs a C compiler: {}",
+                install_hint("cc")
+            )
+        })?,
+    };
     let command = make_command(&make, &cc, source_root, object_dir, output_dir, jobs);
     command.run().with_context(|| {
         format!(

@@ -303,7 +303,77 @@ fn system_problem(headers: Option<&toolchain::LibbpfHeaders>) -> Option<String> 
 /// Resolves `policy` with the workspace's `[libbpf]` table, fetching and building the pinned libbpf when it is
 /// needed and not cached.
 pub fn select(config: &LibbpfConfig, policy: &Policy, jobs: usize) -> Result<Libbpf> {
-    match decide(config, policy)? {
+    select_with(decide(config, policy)?, jobs, None)
+}
+
+/// Another architecture's C compiler, which a libbpf for it is built with (`-b --arch` with a cross compiler).
+pub struct CrossCompiler<'a> {
+    /// `uname -m` name: part of the cache entry's key.
+    pub arch: &'a str,
+    pub cc: &'a crate::tool::Tool,
+}
+
+/// The libbpf the userland of another architecture links. `auto` is the pinned release built with the cross
+/// compiler (this machine's libbpf is for this machine); `system` is the one the cross compiler finds itself
+/// (`-lbpf`: Debian's `libbpf-dev:arm64`, or a sysroot's); a path is built with the cross compiler.
+pub fn select_for_arch(
+    config: &LibbpfConfig,
+    policy: &Policy,
+    jobs: usize,
+    cross: &CrossCompiler,
+) -> Result<Libbpf> {
+    let policy = match policy {
+        Policy::Auto => &Policy::Pinned,
+        other => other,
+    };
+    let decision = match decide(config, policy)? {
+        Decision::System(_) | Decision::SystemUnusable(_) => {
+            let mut libbpf = Libbpf::system();
+            libbpf.reason = format!(
+                "the {} libbpf the cross compiler `{}` finds (-lbpf): policy system",
+                cross.arch,
+                cross.cc.program.display()
+            );
+            return Ok(libbpf);
+        }
+        Decision::Pinned {
+            pinned,
+            entry,
+            reason,
+        } => Decision::Pinned {
+            entry: entry.for_arch(cross.arch),
+            reason: format!(
+                "{reason}, built for {} with `{}`",
+                cross.arch,
+                cross.cc.program.display()
+            ),
+            pinned,
+        },
+        Decision::Source {
+            source,
+            entry,
+            version,
+            reason,
+        } => Decision::Source {
+            entry: entry.for_arch(cross.arch),
+            reason: format!(
+                "{reason}, built for {} with `{}`",
+                cross.arch,
+                cross.cc.program.display()
+            ),
+            source,
+            version,
+        },
+    };
+    select_with(decision, jobs, Some(cross.cc))
+}
+
+fn select_with(
+    decision: Decision,
+    jobs: usize,
+    cross_cc: Option<&crate::tool::Tool>,
+) -> Result<Libbpf> {
+    match decision {
         Decision::System(libbpf) => Ok(libbpf),
         Decision::SystemUnusable(why) => bail!(why),
         Decision::Pinned {
@@ -312,7 +382,7 @@ pub fn select(config: &LibbpfConfig, policy: &Policy, jobs: usize) -> Result<Lib
             reason,
         } => {
             if !entry.is_complete() {
-                fetch_and_build(&pinned, &entry, jobs)?;
+                fetch_and_build(&pinned, &entry, jobs, cross_cc)?;
             }
             Ok(Libbpf::from_entry(&entry, Some(pinned.version), reason))
         }
@@ -323,7 +393,7 @@ pub fn select(config: &LibbpfConfig, policy: &Policy, jobs: usize) -> Result<Lib
             reason,
         } => {
             if !entry.is_complete() {
-                build_source(&source, &entry, jobs)?;
+                build_source(&source, &entry, jobs, cross_cc)?;
             }
             let version = version.or_else(|| entry_version(&entry));
             match version {
@@ -346,7 +416,12 @@ pub fn select(config: &LibbpfConfig, policy: &Policy, jobs: usize) -> Result<Lib
 
 /// Downloads (unless a verified download is kept), unpacks and builds the pinned libbpf into `entry`, once
 /// across concurrent builds.
-fn fetch_and_build(pinned: &Pinned, entry: &Entry, jobs: usize) -> Result<()> {
+fn fetch_and_build(
+    pinned: &Pinned,
+    entry: &Entry,
+    jobs: usize,
+    cross_cc: Option<&crate::tool::Tool>,
+) -> Result<()> {
     let cache = Cache {
         dir: entry.dir.parent().expect("entries are in the cache").into(),
     };
@@ -355,7 +430,10 @@ fn fetch_and_build(pinned: &Pinned, entry: &Entry, jobs: usize) -> Result<()> {
         // Another ebpf-probe built it while we waited for the lock.
         return Ok(());
     }
-    let what = format!("libbpf {}", pinned.version);
+    let what = match cross_cc {
+        Some(cc) => format!("libbpf {} with `{}`", pinned.version, cc.program.display()),
+        None => format!("libbpf {}", pinned.version),
+    };
     let version = pinned.version.to_string();
     let tarball = cache.download_path(&version, &pinned.sha256);
     let kept = tarball.is_file() && fetch::sha256_file(&tarball)? == pinned.sha256;
@@ -370,15 +448,14 @@ fn fetch_and_build(pinned: &Pinned, entry: &Entry, jobs: usize) -> Result<()> {
             downloaded.url
         );
     }
-    let key = entry_key(&version, &pinned.sha256);
-    let staging = cache.staging(&key)?;
+    let staging = cache.staging(&entry_name(entry))?;
     let unpack_started = Instant::now();
     let root = unpack::unpack_tarball(&tarball, &staging.source_dir()).inspect_err(|_| {
         // It matches the pin's hash yet cannot be unpacked (`..`, escaping links, not gzip): keeping it helps nobody.
         let _ = std::fs::remove_file(&tarball);
     })?;
     let unpacked_in = unpack_started.elapsed();
-    build_into(staging, &root, entry, jobs, &what)?;
+    build_into(staging, &root, entry, jobs, (&what, cross_cc))?;
     eprintln!(
         "{:>12} {what} in `{}` (unpacked in {:.1}s)",
         "Cached",
@@ -388,7 +465,12 @@ fn fetch_and_build(pinned: &Pinned, entry: &Entry, jobs: usize) -> Result<()> {
     Ok(())
 }
 
-fn build_source(source: &Source, entry: &Entry, jobs: usize) -> Result<()> {
+fn build_source(
+    source: &Source,
+    entry: &Entry,
+    jobs: usize,
+    cross_cc: Option<&crate::tool::Tool>,
+) -> Result<()> {
     let cache = Cache {
         dir: entry.dir.parent().expect("entries are in the cache").into(),
     };
@@ -396,20 +478,22 @@ fn build_source(source: &Source, entry: &Entry, jobs: usize) -> Result<()> {
     if entry.is_complete() {
         return Ok(());
     }
-    let key = entry
-        .dir
-        .file_name()
-        .expect("entries have names")
-        .to_string_lossy()
-        .into_owned();
-    let what = format!("libbpf from `{}`", source.path().display());
+    let key = entry_name(entry);
+    let what = match cross_cc {
+        Some(cc) => format!(
+            "libbpf from `{}` with `{}`",
+            source.path().display(),
+            cc.program.display()
+        ),
+        None => format!("libbpf from `{}`", source.path().display()),
+    };
     let staging = cache.staging(&key)?;
     let root = match source {
         Source::Tarball { path, .. } => unpack::unpack_tarball(path, &staging.source_dir())?,
         // make writes only into OBJDIR and DESTDIR, so a read-only tree is fine.
         Source::Tree { root, .. } => root.clone(),
     };
-    build_into(staging, &root, entry, jobs, &what)?;
+    build_into(staging, &root, entry, jobs, (&what, cross_cc))?;
     eprintln!("{:>12} {what} in `{}`", "Cached", entry.dir.display());
     Ok(())
 }
@@ -417,7 +501,23 @@ fn build_source(source: &Source, entry: &Entry, jobs: usize) -> Result<()> {
 /// Builds the libbpf in `root` inside `staging`, then renames the result into place as `entry`. Any failure,
 /// or an interruption, leaves no entry: the staging directory is removed (now, or by the next run that takes
 /// the lock).
-fn build_into(staging: Staging, root: &Path, entry: &Entry, jobs: usize, what: &str) -> Result<()> {
+/// The cache key an entry is named by.
+fn entry_name(entry: &Entry) -> String {
+    entry
+        .dir
+        .file_name()
+        .expect("entries have names")
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn build_into(
+    staging: Staging,
+    root: &Path,
+    entry: &Entry,
+    jobs: usize,
+    (what, cross_cc): (&str, Option<&crate::tool::Tool>),
+) -> Result<()> {
     if entry.dir.exists() {
         // Incomplete (someone deleted part of it): rebuilt from scratch.
         paths::remove_dir_all_if_exists(&entry.dir)?;
@@ -432,7 +532,7 @@ fn build_into(staging: Staging, root: &Path, entry: &Entry, jobs: usize, what: &
         &staging.object_dir(),
         &staging.output_dir(),
         jobs,
-        what,
+        (what, cross_cc),
     )?;
     staging.commit(entry)?;
     eprintln!(

@@ -176,6 +176,7 @@ impl<'a> Retrier<'a> {
                 build_opts,
                 build: &workspace.manifest.build,
                 verbose: false,
+                target: None,
                 output: Console::plain(),
             })?);
         }

@@ -2,7 +2,7 @@
 //! objects that read arm64's `pt_regs`, in their own output tree.
 
 use crate::gen::{kernel_elf_with_dwarf, require_dwarf_tools};
-use crate::support::{has_program, program, require, Workspace};
+use crate::support::{fix_environment, has_program, is_root, program, require, Workspace};
 
 const REGS_BPF: &str = r#"#include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -91,4 +91,157 @@ fn an_aarch64_header_builds_bpf_objects_with_arm64_pt_regs() {
         .env("VMLINUX_VER", "5.10.0-dwarf.test")
         .failure()
         .stderr_contains("-g --btf FILE --arch riscv64");
+}
+
+/// A loader that opens its skeleton with libbpf and prints what the program stored.
+const REGS_LOADER: &str = r#"#include <stdio.h>
+#include <bpf/libbpf.h>
+#include "regs.skel.h"
+
+int main(void)
+{
+	struct regs_bpf *skel = regs_bpf__open();
+	if (!skel) {
+		fprintf(stderr, "cannot open the regs skeleton\n");
+		return 1;
+	}
+	printf("|regs|%ld|\n", skel->bss->second_argument);
+	regs_bpf__destroy(skel);
+	return 0;
+}
+"#;
+
+/// ELF `e_machine` of a file: 62 x86-64, 183 AArch64, 247 BPF.
+fn elf_machine(path: &std::path::Path) -> u16 {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(
+        &bytes[..4],
+        b"\x7fELF",
+        "{} is not an ELF file",
+        path.display()
+    );
+    u16::from_le_bytes([bytes[18], bytes[19]])
+}
+
+#[test]
+fn an_aarch64_cross_compiler_builds_the_userland_too() {
+    if !require_dwarf_tools() || !require("root (to install the cross toolchain)", is_root()) {
+        return;
+    }
+    let ws = Workspace::new()
+        .file("probes/regs/regs.bpf.c", REGS_BPF)
+        .file("probes/regs/regs.c", REGS_LOADER);
+    // What a user does: let the tool install the cross compiler and aarch64's libelf and zlib.
+    fix_environment(&ws, &["--arch", "aarch64"]);
+    if !require(
+        "aarch64-linux-gnu-gcc",
+        has_program("aarch64-linux-gnu-gcc"),
+    ) {
+        return;
+    }
+    let vmlinux = ws.path("vmlinux.aarch64");
+    kernel_elf_with_dwarf(&["clang", "--target=aarch64-linux-gnu"], &vmlinux);
+    ws.cmd(&[
+        "-g",
+        "--vmlinux",
+        vmlinux.to_str().unwrap(),
+        "--arch",
+        "aarch64",
+    ])
+    .success();
+    // The native build first: the cross build must leave it alone.
+    ws.cmd(&["-g"]).success();
+    ws.cmd(&["-b"]).success();
+    let native = ws.path(".output/bin/regs");
+    let native_bytes = std::fs::read(&native).unwrap();
+
+    // libbpf is built for aarch64 with the cross compiler, from the sources libbpf-sys vendors (no network).
+    let Some(libbpf) = crate::libbpf::libbpf_sys_sources() else {
+        require(
+            "the libbpf-sys sources in the cargo registry (run `cargo fetch`)",
+            false,
+        );
+        return;
+    };
+    let cache = ws.path("libbpf-cache");
+    let cross_build = || {
+        ws.cmd(&[
+            "-b",
+            "--arch",
+            "aarch64",
+            "--libbpf",
+            libbpf.to_str().unwrap(),
+        ])
+        .env("VMLINUX_VER", "5.10.0-dwarf.test")
+        .env("EBPF_PROBE_CACHE_DIR", &cache)
+    };
+    let done = cross_build().env("CC", "aarch64-linux-gnu-gcc").success();
+    done.stderr_contains("with `/usr/bin/aarch64-linux-gnu-gcc`");
+    assert!(
+        !done.stderr().contains("skipped the userland"),
+        "{}",
+        done.report()
+    );
+    let binary = ws.path(".output/aarch64/bin/regs");
+    assert_eq!(elf_machine(&binary), 183, "{}", done.report());
+    // Every object of the aarch64 tree is BPF or AArch64: nothing of this machine's is mixed in.
+    for relative in crate::support::list_tree(&ws.path(".output/aarch64")) {
+        let path = ws.path(&format!(".output/aarch64/{relative}"));
+        if relative.ends_with(".bpf.o") {
+            assert_eq!(elf_machine(&path), 247, "{relative}");
+        } else if relative.ends_with(".o") {
+            assert_eq!(
+                elf_machine(&path),
+                183,
+                "{relative} is not an AArch64 object"
+            );
+        }
+    }
+    assert!(
+        crate::support::list_tree(&ws.path(".output/aarch64"))
+            .iter()
+            .any(|p| p.starts_with("lib/") && p.ends_with(".o")),
+        "the shared lib/ sources are cross-compiled too"
+    );
+    assert_eq!(
+        std::fs::read(&native).unwrap(),
+        native_bytes,
+        "the native binary is untouched"
+    );
+    assert_eq!(elf_machine(&native), 62);
+
+    // A second run has nothing to do; `[cross.aarch64]` in ebpf-probe.toml does what CC did.
+    std::fs::write(
+        ws.path("ebpf-probe.toml"),
+        "[cross.aarch64]\ncc = \"aarch64-linux-gnu-gcc\"\n",
+    )
+    .unwrap();
+    let again = cross_build().env_remove("CC").success();
+    for verb in ["Compiling", "Generating", "Linking"] {
+        assert!(
+            !again.stderr().contains(verb),
+            "a no-op cross build ran a step\n{}",
+            again.report()
+        );
+    }
+
+    // A configured compiler that is not there, or builds for another machine, is an error that names it.
+    std::fs::write(
+        ws.path("ebpf-probe.toml"),
+        "[cross.aarch64]\ncc = \"no-such-aarch64-gcc\"\n",
+    )
+    .unwrap();
+    cross_build()
+        .env_remove("CC")
+        .failure()
+        .stderr_contains("[cross.aarch64] cc = \"no-such-aarch64-gcc\"");
+    std::fs::write(
+        ws.path("ebpf-probe.toml"),
+        "[cross.aarch64]\ncc = \"gcc\"\n",
+    )
+    .unwrap();
+    cross_build()
+        .env_remove("CC")
+        .failure()
+        .stderr_contains("builds for x86_64");
 }

@@ -13,7 +13,7 @@ const SUBCOMMANDS: &[(&str, &str, &[&str])] = &[
     (
         "check",
         "Usage: ebpf-probe check [OPTIONS]",
-        &["--fix", "--json"],
+        &["--fix", "--json", "--arch"],
     ),
     (
         "gen",
@@ -412,15 +412,20 @@ fn man_dir_writes_one_page_per_command() {
 #[test]
 fn arch_without_gen_or_build_says_what_it_goes_with() {
     let ws = Workspace::new();
-    for args in [
-        &["--arch", "aarch64"][..],
-        &["--arch", "aarch64", "--check"],
-        &["--arch", "aarch64", "check"],
-    ] {
+    for args in [&["--arch", "aarch64"][..], &["--arch", "aarch64", "check"]] {
         ws.cmd(args)
             .failure()
             .stderr_contains("--arch aarch64 does nothing on its own")
             .stderr_contains("-g --btf FILE --arch aarch64")
-            .stderr_contains("-b --arch aarch64");
+            .stderr_contains("-b --arch aarch64")
+            .stderr_contains("--check --fix --arch aarch64");
     }
+    // With --check it asks for that architecture's cross toolchain; a name that is no architecture is refused.
+    let checked = ws.cmd(&["--check", "--arch", "riscv64"]).output();
+    checked
+        .stdout_contains("riscv64 C compiler")
+        .stdout_contains("riscv64 libelf, zlib");
+    ws.cmd(&["check", "--arch", "sparc9"])
+        .failure()
+        .stderr_contains("unknown architecture `sparc9` for --arch");
 }

@@ -308,7 +308,7 @@ fn fixture_tree_builds_runs_and_installs() {
     import(&ws, &[]);
     // What a user does next: `--check --fix` installs what the imported configuration names beyond the SDK's
     // needs (here libstdc++ and the C++ compiler, for common/'s .cpp), then `-b`.
-    ws.cmd(&["-C", EBPF_PROBE, "--check", "--fix"]).success();
+    crate::support::fix_environment(&ws, &["-C", EBPF_PROBE]);
     ws.cmd(&["-C", EBPF_PROBE, "-b"]).success();
 
     let bin = root.join(".output/bin");

@@ -27,7 +27,7 @@ struct Tarball {
 }
 
 /// `libbpf/` of the libbpf-sys crate in the cargo registry.
-fn libbpf_sys_sources() -> Option<PathBuf> {
+pub fn libbpf_sys_sources() -> Option<PathBuf> {
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))?;

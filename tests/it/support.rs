@@ -28,6 +28,16 @@ pub fn require(what: &str, present: bool) -> bool {
     false
 }
 
+/// Runs `ebpf-probe --check --fix ARGS…` in `ws` the way a user does, one test at a time: the package manager
+/// takes a system-wide lock, and two installs at once would fail on it.
+pub fn fix_environment(ws: &Workspace, args: &[&str]) -> Done {
+    static PACKAGE_MANAGER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = PACKAGE_MANAGER.lock().unwrap_or_else(|e| e.into_inner());
+    let mut all = vec!["--check", "--fix"];
+    all.extend(args);
+    ws.cmd(&all).success()
+}
+
 pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
