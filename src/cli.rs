@@ -275,7 +275,7 @@ pub enum Command {
     /// reason) and exits non-zero when a program not listed in its probe.toml's `compat_optional` fails anywhere.
     Compat(CompatArgs),
     /// Build if needed, then install probes, their .meta files and conf/ files (same as --install)
-    Install(InstallArgs),
+    Install(InstallCommandArgs),
     /// Remove exactly the files `install` recorded (same directory flags as install)
     Uninstall(InstallArgs),
     /// Create a new probe from the templates that builds and prints lines out of the box
@@ -452,6 +452,17 @@ pub struct CompatArgs {
     /// Kernels read in parallel (default: the number of CPUs)
     #[arg(short, long, value_name = "N")]
     pub jobs: Option<usize>,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct InstallCommandArgs {
+    #[command(flatten)]
+    pub dirs: InstallArgs,
+    /// Install what `build --arch ARCH` builds (.output/<ARCH>/, built first if missing or stale) instead of this
+    /// machine's: for packages of another architecture (with --destdir); every probe's userland must be built
+    /// for ARCH (a cross compiler, see `build --arch`)
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<String>,
 }
 
 #[derive(Debug, Args, Default)]

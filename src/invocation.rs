@@ -13,8 +13,8 @@ use crate::build::{self, BuildOptions};
 use crate::check::{self, CheckOptions};
 use crate::cli::{
     BtfgenArgs, BuildArgs, CheckArgs, Cli, Command, CompatArgs, CompletionsArgs, GenArgs,
-    ImportArgs, InitArgs, InstallArgs, ManArgs, MessageFormatArg, NewArgs, RunArgs, ShellArg,
-    UserlandArg, VerifyArgs,
+    ImportArgs, InitArgs, InstallArgs, InstallCommandArgs, ManArgs, MessageFormatArg, NewArgs,
+    RunArgs, ShellArg, UserlandArg, VerifyArgs,
 };
 use crate::compat::{self, CompatOptions};
 use crate::core::probe::Userland;
@@ -41,7 +41,7 @@ pub struct Request {
     pub gen: Option<GenArgs>,
     pub build: Option<BuildArgs>,
     pub btfgen: Option<BtfgenArgs>,
-    pub install: Option<InstallArgs>,
+    pub install: Option<InstallCommandArgs>,
     pub uninstall: Option<InstallArgs>,
     pub new: Option<NewArgs>,
     pub init: Option<InitArgs>,
@@ -131,13 +131,16 @@ impl Request {
             });
         }
         if cli.install {
-            plan.install = Some(InstallArgs {
-                probes: Vec::new(),
-                bin_dir: crate::core::artifacts::DEFAULT_BIN_DIR.into(),
-                conf_dir: crate::core::artifacts::DEFAULT_CONF_DIR.into(),
-                meta_dir: crate::core::artifacts::DEFAULT_META_DIR.into(),
-                btf_dir: crate::core::artifacts::DEFAULT_BTF_DIR.into(),
-                destdir: None,
+            plan.install = Some(InstallCommandArgs {
+                arch: None,
+                dirs: InstallArgs {
+                    probes: Vec::new(),
+                    bin_dir: crate::core::artifacts::DEFAULT_BIN_DIR.into(),
+                    conf_dir: crate::core::artifacts::DEFAULT_CONF_DIR.into(),
+                    meta_dir: crate::core::artifacts::DEFAULT_META_DIR.into(),
+                    btf_dir: crate::core::artifacts::DEFAULT_BTF_DIR.into(),
+                    destdir: None,
+                },
             });
         }
         Ok(plan)
@@ -534,14 +537,42 @@ pub fn run(request: Request) -> Result<()> {
             },
         )?;
     }
-    if let Some(args) = &request.install {
-        let selection = selection::select(&workspace, &args.probes, &[])?;
-        let built = build::build(
-            &workspace,
-            &selection,
-            &build_options(false, None, MessageFormatArg::Human)?,
-        )?;
-        install::install(&workspace, &selection, &built, &install_dirs(args))?;
+    if let Some(InstallCommandArgs { dirs, arch }) = &request.install {
+        let selection = selection::select(&workspace, &dirs.probes, &[])?;
+        let options = build_options(false, None, MessageFormatArg::Human)?;
+        match arch {
+            None => {
+                let built = build::build(&workspace, &selection, &options)?;
+                install::install(&workspace, &selection, &built, &install_dirs(dirs))?;
+            }
+            Some(arch) => {
+                let arch = generate::normalize_arch(arch).with_context(|| {
+                    format!(
+                        "unknown architecture `{arch}` for --arch (use x86_64, aarch64 or riscv64)"
+                    )
+                })?;
+                let built = build::cross::build_for_arch(&workspace, &selection, &options, arch)?;
+                if !built.skipped.is_empty() {
+                    let skipped: Vec<String> = built
+                        .skipped
+                        .iter()
+                        .map(|(name, why)| format!("`{name}` ({why})"))
+                        .collect();
+                    bail!(
+                        "cannot install for {arch}: the userland of {} was not built for {arch}, so nothing was \
+                         installed; configure a cross compiler (see `ebpf-probe build --help`, --arch) or install \
+                         the other probes by name",
+                        skipped.join(", ")
+                    );
+                }
+                install::install(
+                    &built.workspace,
+                    &selection,
+                    &built.probes,
+                    &install_dirs(dirs),
+                )?;
+            }
+        }
     }
     if let Some(args) = &request.uninstall {
         install::uninstall(&args.probes, &install_dirs(args))?;

@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 
 use super::plan::{self, Action, PlanSettings};
 use super::{run_plan, BuildOptions, RunContext};
+use crate::core::artifacts::BuiltProbe;
 use crate::core::compile::{Compiler, CompilerSettings, Target};
 use crate::core::graph::Status;
 use crate::core::header::{arch_header_name, header_name};
@@ -21,10 +22,12 @@ use crate::core::{lock, probe::Userland};
 use crate::paths;
 use crate::tool::{self, Cmd, Tool, ToolKind};
 
-/// What one `-b --arch` built: every BPF object, and the executables when userland was built.
+/// What one `-b --arch` built: the probes whose executable was linked (what `install --arch` ships), the probes
+/// whose userland was skipped and why, and the workspace as that architecture sees it.
 pub struct ArchBuild {
-    pub objects: Vec<PathBuf>,
-    pub binaries: Vec<PathBuf>,
+    pub probes: Vec<BuiltProbe>,
+    pub skipped: Vec<(String, String)>,
+    pub workspace: Workspace,
 }
 
 /// Builds every selected probe for `arch` (a `uname -m` name) and says what it skipped.
@@ -121,23 +124,26 @@ pub fn build_for_arch(
         },
     );
 
-    let mut built = ArchBuild {
-        objects: Vec::new(),
-        binaries: Vec::new(),
-    };
+    let mut objects = Vec::new();
+    let mut linked = Vec::new();
     for (node, status) in plan.nodes.iter().zip(&statuses) {
         let ok = matches!(status, Status::Ran | Status::Fresh);
         match (&node.step.action, node.step.probe) {
             (_, Some(index)) if !ok => failed.push(&probes[index].name),
-            (Action::BpfObject { object, .. }, _) => built.objects.push(object.clone()),
-            (Action::Link { binary, .. }, _) => built.binaries.push(binary.clone()),
+            (Action::BpfObject { object, .. }, _) => objects.push(object.clone()),
+            (Action::Link { binary, .. }, Some(index)) => linked.push(BuiltProbe {
+                name: probes[index].name.clone(),
+                binary: binary.clone(),
+                installables: plan.installables[index].clone(),
+            }),
             _ => {}
         }
     }
     failed.sort();
     failed.dedup();
-    built.objects.sort();
-    built.binaries.sort();
+    objects.sort();
+    linked.retain(|b| !failed.contains(&b.name.as_str()));
+    let mut skipped_why = Vec::new();
 
     let skipped = |userland: Userland| -> Vec<&str> {
         probes
@@ -147,6 +153,11 @@ pub fn build_for_arch(
             .collect()
     };
     let c_skipped = skipped(Userland::C);
+    if compilers.cc.is_none() {
+        for name in &c_skipped {
+            skipped_why.push((name.to_string(), compilers.why_none.clone()));
+        }
+    }
     if compilers.cc.is_none() && !c_skipped.is_empty() {
         output.println(&format!(
             "note: skipped the userland of {} for {arch}: {}; only the BPF objects were built. To build it too, \
@@ -160,6 +171,12 @@ pub fn build_for_arch(
         ));
     }
     let rust_skipped = skipped(Userland::Rust);
+    for name in &rust_skipped {
+        skipped_why.push((
+            name.to_string(),
+            "Rust probes are not cross-built".to_string(),
+        ));
+    }
     if !rust_skipped.is_empty() {
         output.println(&format!(
             "note: skipped the userland of {} for {arch}: Rust probes are not cross-built (cargo would need the \
@@ -175,23 +192,27 @@ pub fn build_for_arch(
             failed.join(", ")
         );
     }
-    let binaries = if built.binaries.is_empty() {
+    let binaries = if linked.is_empty() {
         String::new()
     } else {
         format!(
             " and {} executable{}",
-            built.binaries.len(),
-            if built.binaries.len() == 1 { "" } else { "s" },
+            linked.len(),
+            if linked.len() == 1 { "" } else { "s" },
         )
     };
     output.println(&format!(
         "    Finished {} BPF object{}{binaries} for {arch} ({}) in {}",
-        built.objects.len(),
-        if built.objects.len() == 1 { "" } else { "s" },
+        objects.len(),
+        if objects.len() == 1 { "" } else { "s" },
         arch_header_name(release, arch),
         compiler.shown(&arch_dir).display()
     ));
-    Ok(built)
+    Ok(ArchBuild {
+        probes: linked,
+        skipped: skipped_why,
+        workspace: view,
+    })
 }
 
 /// The C compilers of one architecture's userland, when one is configured.

@@ -210,6 +210,26 @@ fn an_aarch64_cross_compiler_builds_the_userland_too() {
     );
     assert_eq!(elf_machine(&native), 62);
 
+    // A package for aarch64: what `-b --arch` built goes where `install` puts this machine's.
+    let destdir = ws.path("pkg-arm64");
+    ws.cmd(&[
+        "--libbpf",
+        libbpf.to_str().unwrap(),
+        "install",
+        "--arch",
+        "aarch64",
+        "--destdir",
+        destdir.to_str().unwrap(),
+    ])
+    .env("VMLINUX_VER", "5.10.0-dwarf.test")
+    .env("EBPF_PROBE_CACHE_DIR", &cache)
+    .env("CC", "aarch64-linux-gnu-gcc")
+    .success();
+    assert_eq!(
+        elf_machine(&destdir.join("usr/bin/extends/ebpf.probe/regs")),
+        183
+    );
+
     // A second run has nothing to do; `[cross.aarch64]` in ebpf-probe.toml does what CC did.
     std::fs::write(
         ws.path("ebpf-probe.toml"),
@@ -224,6 +244,22 @@ fn an_aarch64_cross_compiler_builds_the_userland_too() {
             again.report()
         );
     }
+
+    // Without a cross compiler the userland is not built for aarch64, and nothing is installed.
+    std::fs::write(ws.path("ebpf-probe.toml"), "# no [cross.aarch64]\n").unwrap();
+    let refused = ws.path("pkg-refused");
+    ws.cmd(&[
+        "install",
+        "--arch",
+        "aarch64",
+        "--destdir",
+        refused.to_str().unwrap(),
+    ])
+    .env("VMLINUX_VER", "5.10.0-dwarf.test")
+    .env_remove("CC")
+    .failure()
+    .stderr_contains("cannot install for aarch64: the userland of `regs`");
+    assert!(!refused.exists());
 
     // A configured compiler that is not there, or builds for another machine, is an error that names it.
     std::fs::write(

@@ -59,7 +59,18 @@ const SUBCOMMANDS: &[(&str, &str, &[&str])] = &[
     (
         "install",
         "Usage: ebpf-probe install [OPTIONS] [PROBE]...",
-        INSTALL_DIRS,
+        &[
+            "-b",
+            "--bin-dir",
+            "-c",
+            "--conf-dir",
+            "-m",
+            "--meta-dir",
+            "-B",
+            "--btf-dir",
+            "--destdir",
+            "--arch",
+        ],
     ),
     (
         "uninstall",
