@@ -130,7 +130,7 @@ pub fn build_for_arch(
         let ok = matches!(status, Status::Ran | Status::Fresh);
         match (&node.step.action, node.step.probe) {
             (_, Some(index)) if !ok => failed.push(&probes[index].name),
-            (Action::BpfObject { object, .. }, _) => objects.push(object.clone()),
+            (Action::Strip { object, .. }, _) => objects.push(object.clone()),
             (Action::Link { binary, .. }, Some(index)) => linked.push(BuiltProbe {
                 name: probes[index].name.clone(),
                 binary: binary.clone(),

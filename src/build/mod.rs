@@ -247,45 +247,78 @@ fn run_plan(plan: &Plan, context: &RunContext) -> Vec<Status> {
 }
 
 fn run_steps(plan: &Plan, context: &RunContext, progress: &Progress) -> Vec<Status> {
-    graph::run_graph(
+    graph::run_graph_batched(
         &plan.nodes,
         context.jobs,
-        |index, step, worker| {
-            let (verb, label) = step.describe(context.compiler, context.probes);
+        |indices, worker| {
+            let first = &plan.nodes[indices[0]].step;
+            let (verb, label) = match (&first.action, indices.len()) {
+                (Action::Strip { .. }, many) if many > 1 => (
+                    "Stripping",
+                    format!("{many} BPF objects (one llvm-strip -g)"),
+                ),
+                _ => first.describe(context.compiler, context.probes),
+            };
             progress.started(worker, &format!("{verb} {label}"));
             let started = Instant::now();
             context.output.take_step_commands();
-            let result = execute(step, plan, context);
+            let results: Vec<Result<bool>> = match &first.action {
+                Action::Strip { .. } => {
+                    let pairs: Vec<_> = indices
+                        .iter()
+                        .map(|&index| match &plan.nodes[index].step.action {
+                            Action::Strip { unstripped, object } => {
+                                (unstripped.clone(), object.clone())
+                            }
+                            _ => unreachable!("only strip steps are batched"),
+                        })
+                        .collect();
+                    context.compiler.strip_objects(&pairs)
+                }
+                _ => indices
+                    .iter()
+                    .map(|&index| execute(&plan.nodes[index].step, plan, context))
+                    .collect(),
+            };
             progress.idle(worker);
             let elapsed = started.elapsed();
-            if let Ok(ran) = result {
+            let ran = results.iter().any(|r| matches!(r, Ok(true)));
+            if results.iter().all(|r| r.is_ok()) {
                 progress.finished(verb, &label, ran, elapsed);
+            }
+            // A batch is one line of progress, and one step of the bar per step.
+            for result in results.iter().skip(1) {
+                if result.is_ok() {
+                    progress.finished("", "", false, Default::default());
+                }
             }
             if context.output.json() {
                 let commands = context.output.take_step_commands();
-                if let Err(error) = &result {
-                    // A failed compile's diagnostics are in its ProcessError (a successful one's were read by
-                    // the compiler as it printed them).
-                    if let Some(failure) =
-                        error.chain().find_map(|e| e.downcast_ref::<ProcessError>())
-                    {
-                        context.output.diagnostics(&failure.stderr);
+                for (&index, result) in indices.iter().zip(&results) {
+                    if let Err(error) = result {
+                        // A failed compile's diagnostics are in its ProcessError (a successful one's were read by
+                        // the compiler as it printed them).
+                        if let Some(failure) =
+                            error.chain().find_map(|e| e.downcast_ref::<ProcessError>())
+                        {
+                            context.output.diagnostics(&failure.stderr);
+                        }
                     }
+                    let outcome = match result {
+                        Ok(true) => "ran",
+                        Ok(false) => "fresh",
+                        Err(_) => "failed",
+                    };
+                    context.output.record(&step_record(
+                        (index, &plan.nodes[index]),
+                        context.probes,
+                        &commands,
+                        elapsed,
+                        outcome,
+                    ));
                 }
-                let outcome = match &result {
-                    Ok(true) => "ran",
-                    Ok(false) => "fresh",
-                    Err(_) => "failed",
-                };
-                context.output.record(&step_record(
-                    (index, &plan.nodes[index]),
-                    context.probes,
-                    &commands,
-                    elapsed,
-                    outcome,
-                ));
             }
-            result
+            results
         },
         |index, status| {
             let step = &plan.nodes[index].step;
@@ -350,13 +383,17 @@ fn execute(step: &Step, plan: &Plan, context: &RunContext) -> Result<bool> {
                 compiler.c_object(source, object, &compile.includes, &compile.flags, None)
             }
         }
+        Action::Strip { unstripped, object } => compiler
+            .strip_objects(&[(unstripped.clone(), object.clone())])
+            .pop()
+            .expect("one result per object"),
         Action::BpfObject {
             source,
             object,
             pch,
         } => {
             let (_, flags) = probe.expect("a BPF object belongs to a probe");
-            compiler.bpf_object(
+            compiler.bpf_object_unstripped(
                 source,
                 object,
                 &flags.bpf_includes,

@@ -35,11 +35,18 @@ pub enum Action {
         object: PathBuf,
         cxx: bool,
     },
+    /// A BPF source compiled with its DWARF (`<stem>.bpf.unstripped.o`), for `Strip`.
     BpfObject {
         source: PathBuf,
         object: PathBuf,
         /// The precompiled header to use, when the source includes the kernel header.
         pch: Option<usize>,
+    },
+    /// The BPF object (`<stem>.bpf.o`) from its unstripped compile, without DWARF (`llvm-strip -g`); the strip
+    /// steps ready together run as one llvm-strip.
+    Strip {
+        unstripped: PathBuf,
+        object: PathBuf,
     },
     Skeleton {
         object: PathBuf,
@@ -92,6 +99,7 @@ impl Step {
             Action::PrecompiledHeader { .. } | Action::LoaderHeader { .. } => "precompiled-header",
             Action::SharedObject { .. } => "shared-compile",
             Action::BpfObject { .. } => "bpf-compile",
+            Action::Strip { .. } => "strip",
             Action::Skeleton { .. } => "skeleton",
             Action::UserObject { .. } => "compile",
             Action::Link { .. } => "link",
@@ -109,6 +117,7 @@ impl Step {
             Action::LoaderHeader { .. } => ("Precompiling", "the loaders' headers".to_string()),
             Action::SharedObject { source, .. } => ("Compiling", shown(source)),
             Action::BpfObject { source, .. } => ("Compiling", shown(source)),
+            Action::Strip { object, .. } => ("Stripping", shown(object)),
             Action::Skeleton { skeleton, .. } => ("Generating", shown(skeleton)),
             Action::UserObject { source, .. } => ("Compiling", shown(source)),
             Action::Link { binary, .. } => ("Linking", shown(binary)),
@@ -336,15 +345,25 @@ pub fn plan(settings: &PlanSettings) -> Result<Plan> {
         let mut skeleton_objects = Vec::new();
         for bpf in &sources.bpf {
             let object = out_dir.join(format!("{}.bpf.o", bpf.relative_stem.display()));
+            let unstripped =
+                out_dir.join(format!("{}.bpf.unstripped.o", bpf.relative_stem.display()));
             let pch_entry = source_pch.get(&bpf.source).copied();
-            let step = plan.add(
+            let compile = plan.add(
                 Action::BpfObject {
                     source: bpf.source.clone(),
-                    object: object.clone(),
+                    object: unstripped.clone(),
                     pch: pch_entry.map(|(pch, _)| pch),
                 },
                 Some(index),
                 pch_entry.map(|(_, step)| step).into_iter().collect(),
+            );
+            let step = plan.add(
+                Action::Strip {
+                    unstripped,
+                    object: object.clone(),
+                },
+                Some(index),
+                vec![compile],
             );
             bpf_steps.push(step);
             if let Some(subdir) = &bpf.install {
@@ -490,10 +509,12 @@ pub fn plan(settings: &PlanSettings) -> Result<Plan> {
 impl Plan {
     fn add(&mut self, action: Action, probe: Option<usize>, deps: Vec<usize>) -> usize {
         let cost = estimated_cost(&action);
+        let batch = matches!(action, Action::Strip { .. });
         self.nodes.push(Node {
             step: Step { action, probe },
             deps,
             cost,
+            batch,
         });
         self.nodes.len() - 1
     }
@@ -508,6 +529,8 @@ fn estimated_cost(action: &Action) -> u64 {
         Action::LoaderHeader { .. } => 60,
         Action::BpfObject { pch: None, .. } => 240,
         Action::BpfObject { pch: Some(_), .. } => 60,
+        // llvm-strip's start (loading libLLVM) is most of it; a batch pays it once.
+        Action::Strip { .. } => 12,
         Action::Skeleton { .. } => 5,
         Action::SharedObject { cxx: true, .. } | Action::UserObject { cxx: true, .. } => 300,
         Action::SharedObject { .. } | Action::UserObject { .. } => 80,

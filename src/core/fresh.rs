@@ -25,23 +25,39 @@ pub struct Step<'a> {
 /// (beside the output), which becomes the output only when `work` succeeds; the record is forgotten first, so an
 /// interrupted step is never taken for fresh.
 pub fn rebuild_unless_fresh(step: &Step, work: impl FnOnce(&Path) -> Result<()>) -> Result<bool> {
-    if is_fresh(
+    if is_step_fresh(step) {
+        return Ok(false);
+    }
+    let temp = begin(step)?;
+    work(&temp)?;
+    commit(step, temp)?;
+    Ok(true)
+}
+
+/// Whether `step.output` is fresh (see the module's rule).
+pub fn is_step_fresh(step: &Step) -> bool {
+    is_fresh(
         step.output,
         step.fingerprint,
         step.inputs,
         step.depfile,
         step.deps_base,
         step.times,
-    ) {
-        return Ok(false);
-    }
+    )
+}
+
+/// Starts remaking `step.output` (for steps run together, as `rebuild_unless_fresh` runs one): its record is
+/// forgotten, and the temp file beside it that `commit` renames into place is made (removed when dropped).
+pub fn begin(step: &Step) -> Result<tempfile::TempPath> {
     if let Some(parent) = step.output.parent() {
         paths::create_dir_all(parent)?;
     }
     forget(step.output)?;
-    // Removed on every error path when dropped.
-    let temp = paths::temp_file_beside(step.output)?;
-    work(&temp)?;
+    paths::temp_file_beside(step.output)
+}
+
+/// Makes the finished `temp` the output of `step`, and records how it was made.
+pub fn commit(step: &Step, temp: tempfile::TempPath) -> Result<()> {
     // A tool that wrote into the file (rather than replacing it) left our 0600.
     if std::fs::metadata(&temp).is_ok_and(|m| {
         use std::os::unix::fs::PermissionsExt;
@@ -50,8 +66,7 @@ pub fn rebuild_unless_fresh(step: &Step, work: impl FnOnce(&Path) -> Result<()>)
         paths::set_mode(&temp, 0o644)?;
     }
     paths::persist(temp, step.output)?;
-    record(step.output, step.fingerprint)?;
-    Ok(true)
+    record(step.output, step.fingerprint)
 }
 
 /// The file beside `output` holding the command line that produced it (kbuild keeps `.o.cmd` files the same way).

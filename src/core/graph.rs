@@ -10,11 +10,17 @@ use std::sync::{Condvar, Mutex};
 
 use anyhow::Error;
 
+/// The most steps one batch takes: one command line stays far below the kernel's argument limit.
+const MAX_BATCH: usize = 256;
+
 /// One step, the indices of the steps it needs, and what it is estimated to cost (any unit, the same for all).
 pub struct Node<T> {
     pub step: T,
     pub deps: Vec<usize>,
     pub cost: u64,
+    /// Steps marked so may run together in one call (one tool process for many files): a worker that takes one
+    /// takes every other such step ready then.
+    pub batch: bool,
 }
 
 #[derive(Debug)]
@@ -44,10 +50,32 @@ struct State {
 /// Runs every step with `execute(index, step, worker)`, which returns whether it did work (`Ok(false)`: fresh).
 /// `finished` is told of each step's outcome as it happens (skips included), on the worker that settled it.
 /// Returns the statuses in step order.
+#[cfg(test)]
 pub fn run_graph<T: Sync>(
     nodes: &[Node<T>],
     jobs: usize,
     execute: impl Fn(usize, &T, usize) -> anyhow::Result<bool> + Sync,
+    finished: impl Fn(usize, &Status) + Sync,
+) -> Vec<Status> {
+    run_graph_batched(
+        nodes,
+        jobs,
+        |indices: &[usize], worker| {
+            indices
+                .iter()
+                .map(|&index| execute(index, &nodes[index].step, worker))
+                .collect()
+        },
+        finished,
+    )
+}
+
+/// `run_graph`, where `execute(indices, worker)` runs one step, or several `batch` steps at once, and returns
+/// each one's outcome in the same order.
+pub fn run_graph_batched<T: Sync>(
+    nodes: &[Node<T>],
+    jobs: usize,
+    execute: impl Fn(&[usize], usize) -> Vec<anyhow::Result<bool>> + Sync,
     finished: impl Fn(usize, &Status) + Sync,
 ) -> Vec<Status> {
     let mut dependents = vec![Vec::new(); nodes.len()];
@@ -79,34 +107,65 @@ pub fn run_graph<T: Sync>(
             let (state, changed, dependents) = (&state, &changed, &dependents);
             let (execute, finished) = (&execute, &finished);
             scope.spawn(move || loop {
-                let index = {
+                let indices = {
                     let mut guard = state.lock().unwrap();
                     loop {
                         if guard.unfinished == 0 {
                             return;
                         }
                         if let Some((_, index)) = guard.ready.pop_first() {
-                            break index;
+                            let mut indices = vec![index];
+                            if nodes[index].batch {
+                                let others: Vec<_> = guard
+                                    .ready
+                                    .iter()
+                                    .filter(|(_, i)| nodes[*i].batch)
+                                    .take(MAX_BATCH - 1)
+                                    .copied()
+                                    .collect();
+                                for entry in others {
+                                    guard.ready.remove(&entry);
+                                    indices.push(entry.1);
+                                }
+                            }
+                            break indices;
                         }
                         guard = changed.wait(guard).unwrap();
                     }
                 };
                 // A panicking step must still settle, or the other workers would wait for it forever.
-                let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    execute(index, &nodes[index].step, worker)
-                }));
-                let status = match outcome {
-                    Ok(Ok(true)) => Status::Ran,
-                    Ok(Ok(false)) => Status::Fresh,
-                    Ok(Err(e)) => Status::Failed(e),
-                    Err(panic) => Status::Failed(anyhow::anyhow!(
-                        "internal error: the step panicked: {}",
-                        panic_message(&*panic)
-                    )),
+                let outcome =
+                    std::panic::catch_unwind(AssertUnwindSafe(|| execute(&indices, worker)));
+                let mut outcomes: Vec<anyhow::Result<bool>> = match outcome {
+                    Ok(outcomes) => outcomes,
+                    Err(panic) => {
+                        let message = panic_message(&*panic);
+                        indices
+                            .iter()
+                            .map(|_| {
+                                Err(anyhow::anyhow!(
+                                    "internal error: the step panicked: {message}"
+                                ))
+                            })
+                            .collect()
+                    }
                 };
-                finished(index, &status);
+                assert_eq!(outcomes.len(), indices.len(), "one outcome per step");
+                let statuses: Vec<Status> = outcomes
+                    .drain(..)
+                    .map(|outcome| match outcome {
+                        Ok(true) => Status::Ran,
+                        Ok(false) => Status::Fresh,
+                        Err(e) => Status::Failed(e),
+                    })
+                    .collect();
+                for (&index, status) in indices.iter().zip(&statuses) {
+                    finished(index, status);
+                }
                 let mut guard = state.lock().unwrap();
-                settle(&mut guard, dependents, index, status, &finished);
+                for (index, status) in indices.into_iter().zip(statuses) {
+                    settle(&mut guard, dependents, index, status, &finished);
+                }
                 changed.notify_all();
             });
         }
@@ -213,6 +272,7 @@ mod tests {
             step,
             deps: deps.to_vec(),
             cost: 1,
+            batch: false,
         }
     }
 

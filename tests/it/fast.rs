@@ -82,9 +82,16 @@ echo "done @NAME@ $args" >> "$tools/calls"
 "#;
 
 const STRIP: &str = r#"if [ "$1" = --version ]; then echo 'LLVM version 17.0.6 (fake)'; exit 0; fi
-for last; do :; done
-[ -f "$last" ] || { echo "fake llvm-strip: no file $last" >&2; exit 1; }
-echo stripped >> "$last"
+[ "$1" = -g ] || { echo "fake llvm-strip: cannot do: $args" >&2; exit 2; }
+shift
+for file; do
+  [ -f "$file" ] || { echo "fake llvm-strip: no file $file" >&2; exit 1; }
+  # While `.tools/bad-strip` names a probe, its object is one llvm-strip cannot read.
+  if [ -e "$tools/bad-strip" ]; then
+    case "$file" in *"$(cat "$tools/bad-strip")"*) echo "llvm-strip: error: '$file': truncated ELF" >&2; exit 1 ;; esac
+  fi
+  echo stripped >> "$file"
+done
 echo "done llvm-strip $args" >> "$tools/calls"
 "#;
 
@@ -182,7 +189,7 @@ impl Fakes {
         self.take_events()
             .iter()
             .filter(|e| !e.starts_with("done "))
-            .map(|e| step_of(e))
+            .flat_map(|e| steps_of(e))
             .collect()
     }
 
@@ -199,7 +206,19 @@ impl Fakes {
 /// A logged command line as the step it is: `clang probes/a/a.bpf.c`, `strip .output/a/a.bpf.o`,
 /// `skeleton .output/a/a.bpf.o`, `cc lib/x.c`, `link .output/bin/a`, `precompile prelude` (a BPF source's prelude,
 /// `.output/pch/prelude-<key>.h`), `make`,
-/// `clang --version`. Temp outputs are shown as the output they become.
+/// `clang --version`. Temp outputs are shown as the output they become. One llvm-strip of many objects is one
+/// `strip` step per object.
+fn steps_of(call: &str) -> Vec<String> {
+    let words: Vec<&str> = call.split_whitespace().collect();
+    match words.first() {
+        Some(&"llvm-strip") if words.get(1) == Some(&"-g") => words[2..]
+            .iter()
+            .map(|o| format!("strip {}", final_name(o)))
+            .collect(),
+        _ => vec![step_of(call)],
+    }
+}
+
 fn step_of(call: &str) -> String {
     let words: Vec<&str> = call.split_whitespace().collect();
     let after = |flag: &str| {
@@ -393,7 +412,7 @@ fn touching_a_header_reruns_what_its_depfile_names() {
     let (ws, fakes) = workspace();
     fakes.cmd(&ws, &["-b"]).success();
     fakes.take_events();
-    let depfile = std::fs::read_to_string(ws.path(".output/alpha/alpha.bpf.d")).unwrap();
+    let depfile = std::fs::read_to_string(ws.path(".output/alpha/alpha.bpf.unstripped.d")).unwrap();
     assert!(depfile.contains("include/bpf.h"), "{depfile}");
 
     // bpf.h is in alpha's depfiles only (its program's and its prelude's): alpha's precompiled header is made
@@ -452,7 +471,7 @@ fn debug_changes_every_compile_and_only_the_header_in_use_is_kept() {
         let starts: Vec<&String> = events.iter().filter(|e| !e.starts_with("done ")).collect();
         // The skeletons' command does not change, but their objects did; so every step runs.
         assert_eq!(
-            sorted(starts.iter().map(|e| step_of(e)).collect()),
+            sorted(starts.iter().flat_map(|e| steps_of(e)).collect()),
             every_step,
             "{args:?}\n{}",
             switched.report()
@@ -527,6 +546,55 @@ fn a_failing_compile_fails_only_its_probe_and_the_summary_names_it() {
     // The next build retries only the broken program.
     fakes.cmd(&ws, &["-b"]).failure();
     assert_eq!(fakes.take_steps(), ["clang probes/broken/broken.bpf.c"]);
+}
+
+#[test]
+fn objects_ready_together_are_stripped_by_one_llvm_strip_and_a_bad_one_fails_only_its_probe() {
+    let (ws, fakes) = workspace();
+    // One worker: both programs compile before either strip is taken (compiles head longer chains).
+    fakes.cmd(&ws, &["-b", "-j", "1"]).success();
+    let strips: Vec<String> = fakes
+        .take_events()
+        .into_iter()
+        .filter(|e| e.starts_with("llvm-strip"))
+        .collect();
+    assert_eq!(strips.len(), 1, "{strips:?}");
+    assert_eq!(
+        sorted(steps_of(&strips[0])),
+        [
+            "strip .output/alpha/alpha.bpf.o",
+            "strip .output/beta/beta.bpf.o"
+        ]
+    );
+    // The unstripped objects stay; the stripped ones are what skeletons are made from.
+    for probe in ["alpha", "beta"] {
+        let object = ws.path(&format!(".output/{probe}/{probe}.bpf.o"));
+        let unstripped = ws.path(&format!(".output/{probe}/{probe}.bpf.unstripped.o"));
+        assert!(std::fs::read_to_string(&object)
+            .unwrap()
+            .ends_with("stripped\n"));
+        assert!(!std::fs::read_to_string(&unstripped)
+            .unwrap()
+            .contains("stripped"));
+    }
+
+    // An object llvm-strip refuses, in a batch with a good one: the batch is redone one object at a time, so
+    // only that probe fails.
+    let ws = ws
+        .file(
+            "probes/gamma/gamma.bpf.c",
+            "#include \"vmlinux.h\"\nint gamma_prog(void *ctx) { return 0; }\n",
+        )
+        .file("probes/gamma/gamma.c", &loader(&["gamma"]));
+    touch(&ws.path("probes/alpha/alpha.bpf.c"));
+    std::fs::write(ws.path(".tools/bad-strip"), "gamma").unwrap();
+    let done = fakes.cmd(&ws, &["-b", "-j", "1"]).failure();
+    done.stderr_contains("error: probe `gamma` failed to build")
+        .stderr_contains("truncated ELF")
+        .stderr_contains("1 of 3 probes failed to build: gamma")
+        .stderr_contains("Built alpha");
+    assert!(!ws.path(".output/gamma/gamma.bpf.o").exists());
+    assert!(!ws.path(".output/bin/gamma").exists());
 }
 
 #[test]
