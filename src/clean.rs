@@ -1,4 +1,5 @@
-//! `-c/--clean`: removes build outputs under `.output/` — all, or those of the named probes. Never sources or headers.
+//! `-c/--clean`: removes build outputs under `.output/` — all (with the `compile_commands.json` the build wrote, when
+//! unedited), or those of the named probes. Never sources or headers.
 
 use anyhow::Result;
 
@@ -14,6 +15,13 @@ pub fn clean(workspace: &Workspace, probe_names: &[String]) -> Result<()> {
         None
     };
     if probe_names.is_empty() {
+        // The build's compile_commands.json goes with the record that says it is the build's.
+        if crate::core::compile_db::remove_if_ours(&workspace.root, &workspace.output_dir())? {
+            eprintln!(
+                "     Removed {}",
+                workspace.root.join(crate::core::compile_db::FILE).display()
+            );
+        }
         paths::remove_dir_all_if_exists(&workspace.output_dir())?;
         eprintln!("     Removed {}", workspace.output_dir().display());
         return Ok(());

@@ -54,6 +54,21 @@ pub fn update(
     write(&path, &record, &render(&entries)?).map(|()| None)
 }
 
+/// Removes `root/compile_commands.json` when it is still what a build wrote (`clean` of the whole output dir takes
+/// the record with it, after which the file would look like someone else's); returns whether it did.
+pub fn remove_if_ours(root: &Path, output_dir: &Path) -> Result<bool> {
+    let path = root.join(FILE);
+    let Ok(existing) = std::fs::read(&path) else {
+        return Ok(false);
+    };
+    let ours =
+        std::fs::read_to_string(output_dir.join(RECORD)).is_ok_and(|r| r.trim() == hex(&existing));
+    if ours {
+        paths::remove_file_if_exists(&path)?;
+    }
+    Ok(ours)
+}
+
 fn render(entries: &[CompileCommand]) -> Result<String> {
     let mut text =
         serde_json::to_string_pretty(entries).context("could not render compile_commands.json")?;

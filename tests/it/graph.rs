@@ -331,6 +331,16 @@ fn every_build_writes_a_compilation_database_clang_can_use() {
         std::fs::metadata(&path).unwrap().modified().unwrap(),
         before
     );
+    // `-c` takes it with the outputs, and the next build writes it again (it is not taken for someone else's).
+    ws.cmd(&["-c"]).success();
+    assert!(!path.exists());
+    let rebuilt = ws.cmd(&["-b"]).success();
+    assert!(!rebuilt.stderr().contains("kept"), "{}", rebuilt.report());
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    // An edited one is the user's: `-c` leaves it.
+    std::fs::write(&path, "[]\n").unwrap();
+    ws.cmd(&["-c"]).success();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "[]\n");
 }
 
 /// What the issue asks of editor support, with the editor's own server: `clangd --check` (Debian's clangd package,
