@@ -309,13 +309,18 @@ fn run_steps(plan: &Plan, context: &RunContext, progress: &Progress) -> Vec<Stat
                         Ok(false) => "fresh",
                         Err(_) => "failed",
                     };
-                    context.output.record(&step_record(
+                    let mut record = step_record(
                         (index, &plan.nodes[index]),
                         context.probes,
                         &commands,
-                        elapsed,
+                        // Each step of a batch gets its share of the one command's time.
+                        elapsed / indices.len() as u32,
                         outcome,
-                    ));
+                    );
+                    if indices.len() > 1 {
+                        record["batch"] = indices.len().into();
+                    }
+                    context.output.record(&record);
                 }
             }
             results
