@@ -68,7 +68,7 @@ pub fn btfgen(
         object_sums.insert(relative.to_path_buf(), paths::sha256_file(object)?);
     }
 
-    let _lock = lock::lock_output_dir(&workspace.output_dir())?;
+    let _lock = lock::lock_output_dir(&workspace.lock_dir())?;
     // Temp files of a btfgen that was killed (their process is gone).
     paths::remove_abandoned_temp_files(&ensure_btf_output_dir(workspace)?);
     let mut record = read_record(workspace)?;

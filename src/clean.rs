@@ -10,7 +10,7 @@ use crate::paths;
 pub fn clean(workspace: &Workspace, probe_names: &[String]) -> Result<()> {
     // Never pull outputs from under a build that is writing them.
     let _lock = if workspace.output_dir().is_dir() {
-        Some(crate::core::lock::lock_output_dir(&workspace.output_dir())?)
+        Some(crate::core::lock::lock_output_dir(&workspace.lock_dir())?)
     } else {
         None
     };

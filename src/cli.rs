@@ -409,6 +409,10 @@ pub struct BtfgenArgs {
     /// or a directory of them, e.g. a BTFHub checkout; repeat for more
     #[arg(long = "kernel", value_name = "FILE|DIR", required = true)]
     pub kernels: Vec<PathBuf>,
+    /// Minimize for the BPF objects `build --arch ARCH` builds (.output/<ARCH>/btf/, which `install --arch ARCH`
+    /// ships): give that architecture's kernel BTFs
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]

@@ -527,10 +527,26 @@ pub fn run(request: Request) -> Result<()> {
     if let Some(args) = &request.btfgen {
         let selection = selection::select(&workspace, &args.probes, &environment.exclude)?;
         let options = build_options(false, None, MessageFormatArg::Human)?;
-        build::build(&workspace, &selection, &options)?;
+        let arch_view;
+        let for_objects = match &args.arch {
+            None => {
+                build::build(&workspace, &selection, &options)?;
+                &workspace
+            }
+            Some(arch) => {
+                let arch = generate::normalize_arch(arch).with_context(|| {
+                    format!(
+                        "unknown architecture `{arch}` for --arch (use x86_64, aarch64 or riscv64)"
+                    )
+                })?;
+                arch_view =
+                    build::cross::build_for_arch(&workspace, &selection, &options, arch)?.workspace;
+                &arch_view
+            }
+        };
         let current_dir = std::env::current_dir()?;
         btfgen::btfgen(
-            &workspace,
+            for_objects,
             &selection,
             &BtfgenOptions {
                 kernels: args.kernels.iter().map(|k| current_dir.join(k)).collect(),

@@ -54,7 +54,7 @@ pub fn build_for_arch(
     let compilers = cross_compilers(workspace, arch)?;
     let arch_dir = workspace.output_dir().join(arch);
     paths::create_dir_all(&arch_dir)?;
-    let _lock = lock::lock_output_dir(&workspace.output_dir())?;
+    let _lock = lock::lock_output_dir(&workspace.lock_dir())?;
     super::remove_abandoned_temp_files(&arch_dir);
     let include = mirror_sdk_headers(workspace, &arch_dir.join("include"), &header)?;
     let view = workspace.for_arch(arch, &include);

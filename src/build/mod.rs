@@ -57,7 +57,7 @@ pub fn build(
         return Ok(Vec::new());
     }
     check_unique_binaries(probes)?;
-    let _lock = lock::lock_output_dir(&workspace.output_dir())?;
+    let _lock = lock::lock_output_dir(&workspace.lock_dir())?;
     remove_abandoned_temp_files(&workspace.output_dir());
     let kernel_header = header::select_vmlinux_header(workspace, &options.kernel_release)?;
     let libbpf = crate::libbpf::select(&workspace.manifest.libbpf, &options.libbpf, options.jobs)?;

@@ -113,6 +113,12 @@ impl Workspace {
         self.output.clone()
     }
 
+    /// The directory whose `.lock` serializes every build, clean and btfgen of the workspace: `.output`, also
+    /// for an architecture's view (its tree is inside).
+    pub fn lock_dir(&self) -> PathBuf {
+        self.root.join(".output")
+    }
+
     /// The same workspace built for another architecture (`-b --arch`): every output under `.output/<arch>/`, and
     /// `sdk_mirror` (the SDK headers beside that architecture's `vmlinux.h`) first on every include path.
     pub fn for_arch(&self, arch: &str, sdk_mirror: &Path) -> Workspace {

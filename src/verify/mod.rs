@@ -51,7 +51,7 @@ pub fn verify(workspace: &Workspace, selection: &Selection, options: &VerifyOpti
     require_root()?;
     let libbpf = crate::libbpf::select(&workspace.manifest.libbpf, &options.libbpf, options.jobs)?;
     let loader = {
-        let _lock = lock::lock_output_dir(&workspace.output_dir())?;
+        let _lock = lock::lock_output_dir(&workspace.lock_dir())?;
         loader::build_loader(
             &workspace.verify_output_dir(),
             &options.kernel_release,

@@ -142,7 +142,7 @@ impl<'a> Retrier<'a> {
             paths::create_dir_all(dir)?;
         }
         let compiler = self.compiler()?;
-        let _lock = lock::lock_output_dir(&workspace.output_dir())?;
+        let _lock = lock::lock_output_dir(&workspace.lock_dir())?;
         compiler
             .bpf_object(&bpf.source, &retried, &flags.bpf_includes, &bpf_flags, None)
             .with_context(|| {

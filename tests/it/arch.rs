@@ -187,7 +187,7 @@ fn an_aarch64_cross_compiler_builds_the_userland_too() {
     // Every object of the aarch64 tree is BPF or AArch64: nothing of this machine's is mixed in.
     for relative in crate::support::list_tree(&ws.path(".output/aarch64")) {
         let path = ws.path(&format!(".output/aarch64/{relative}"));
-        if relative.ends_with(".bpf.o") {
+        if relative.ends_with(".bpf.o") || relative.ends_with(".bpf.unstripped.o") {
             assert_eq!(elf_machine(&path), 247, "{relative}");
         } else if relative.ends_with(".o") {
             assert_eq!(
@@ -210,7 +210,34 @@ fn an_aarch64_cross_compiler_builds_the_userland_too() {
     );
     assert_eq!(elf_machine(&native), 62);
 
-    // A package for aarch64: what `-b --arch` built goes where `install` puts this machine's.
+    // Minimized BTF for aarch64 kernels, from the aarch64 objects: the aarch64 "kernel"'s BTF, as BTFHub names it.
+    let kernel_btf = ws.path("5.10.0-dwarf.test.btf");
+    program("pahole")
+        .args(["-J", "--btf_encode_detached"])
+        .arg(&kernel_btf)
+        .arg(&vmlinux)
+        .success();
+    ws.cmd(&[
+        "--libbpf",
+        libbpf.to_str().unwrap(),
+        "btfgen",
+        "--arch",
+        "aarch64",
+        "--kernel",
+        kernel_btf.to_str().unwrap(),
+    ])
+    .env("VMLINUX_VER", "5.10.0-dwarf.test")
+    .env("EBPF_PROBE_CACHE_DIR", &cache)
+    .env("CC", "aarch64-linux-gnu-gcc")
+    .success();
+    let minimized = ws.path(".output/aarch64/btf/5.10.0-dwarf.test.btf");
+    assert!(minimized.is_file());
+    assert!(
+        !ws.path(".output/btf").exists(),
+        "nothing of aarch64's in the native tree"
+    );
+
+    // A package for aarch64: what `-b --arch` built goes where `install` puts this machine's, with its BTF.
     let destdir = ws.path("pkg-arm64");
     ws.cmd(&[
         "--libbpf",
@@ -228,6 +255,10 @@ fn an_aarch64_cross_compiler_builds_the_userland_too() {
     assert_eq!(
         elf_machine(&destdir.join("usr/bin/extends/ebpf.probe/regs")),
         183
+    );
+    assert_eq!(
+        std::fs::read(destdir.join("opt/gala-gopher/btf/5.10.0-dwarf.test.btf")).unwrap(),
+        std::fs::read(&minimized).unwrap()
     );
 
     // A second run has nothing to do; `[cross.aarch64]` in ebpf-probe.toml does what CC did.

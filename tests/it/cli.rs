@@ -49,7 +49,7 @@ const SUBCOMMANDS: &[(&str, &str, &[&str])] = &[
     (
         "btfgen",
         "Usage: ebpf-probe btfgen [OPTIONS] --kernel <FILE|DIR> [PROBE]...",
-        &["--kernel"],
+        &["--kernel", "--arch"],
     ),
     (
         "compat",
