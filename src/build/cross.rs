@@ -51,6 +51,7 @@ pub fn build_for_arch(
             header.display()
         );
     }
+    super::check_unique_binaries(&selection.probes)?;
     let compilers = cross_compilers(workspace, arch)?;
     let arch_dir = workspace.output_dir().join(arch);
     paths::create_dir_all(&arch_dir)?;
@@ -184,6 +185,7 @@ pub fn build_for_arch(
             rust_skipped.join(", ")
         ));
     }
+    output.record(&super::build_finished(&linked, &failed));
     if !failed.is_empty() {
         bail!(
             "{} of {} probes failed to build for {arch}: {} (their errors are above)",
