@@ -326,6 +326,11 @@ pub fn select_for_arch(
         Policy::Auto => &Policy::Pinned,
         other => other,
     };
+    let built_with = format!(
+        ", built for {} with `{}`",
+        cross.arch,
+        cross.cc.program.display()
+    );
     let decision = match decide(config, policy)? {
         Decision::System(_) | Decision::SystemUnusable(_) => {
             let mut libbpf = Libbpf::system();
@@ -342,11 +347,7 @@ pub fn select_for_arch(
             reason,
         } => Decision::Pinned {
             entry: entry.for_arch(cross.arch),
-            reason: format!(
-                "{reason}, built for {} with `{}`",
-                cross.arch,
-                cross.cc.program.display()
-            ),
+            reason: reason + &built_with,
             pinned,
         },
         Decision::Source {
@@ -356,11 +357,7 @@ pub fn select_for_arch(
             reason,
         } => Decision::Source {
             entry: entry.for_arch(cross.arch),
-            reason: format!(
-                "{reason}, built for {} with `{}`",
-                cross.arch,
-                cross.cc.program.display()
-            ),
+            reason: reason + &built_with,
             source,
             version,
         },

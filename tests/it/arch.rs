@@ -20,6 +20,18 @@ int on_open(struct pt_regs *ctx)
 }
 "#;
 
+/// `-g --vmlinux VMLINUX --arch aarch64`: `include/linux_5.10.0-dwarf.test.aarch64.h` from the fixture kernel.
+fn gen_aarch64_header(ws: &Workspace, vmlinux: &std::path::Path) {
+    ws.cmd(&[
+        "-g",
+        "--vmlinux",
+        vmlinux.to_str().unwrap(),
+        "--arch",
+        "aarch64",
+    ])
+    .success();
+}
+
 #[test]
 fn an_aarch64_header_builds_bpf_objects_with_arm64_pt_regs() {
     if !require_dwarf_tools() || !require("llvm-objdump", has_program("llvm-objdump")) {
@@ -41,14 +53,7 @@ fn an_aarch64_header_builds_bpf_objects_with_arm64_pt_regs() {
     ])
     .failure()
     .stderr_contains("is an aarch64 ELF, not x86_64");
-    ws.cmd(&[
-        "-g",
-        "--vmlinux",
-        vmlinux.to_str().unwrap(),
-        "--arch",
-        "aarch64",
-    ])
-    .success();
+    gen_aarch64_header(&ws, &vmlinux);
     let header =
         std::fs::read_to_string(ws.path("include/linux_5.10.0-dwarf.test.aarch64.h")).unwrap();
     assert!(header.contains("struct user_pt_regs {"), "{header}");
@@ -141,14 +146,7 @@ fn an_aarch64_cross_compiler_builds_the_userland_too() {
     }
     let vmlinux = ws.path("vmlinux.aarch64");
     kernel_elf_with_dwarf(&["clang", "--target=aarch64-linux-gnu"], &vmlinux);
-    ws.cmd(&[
-        "-g",
-        "--vmlinux",
-        vmlinux.to_str().unwrap(),
-        "--arch",
-        "aarch64",
-    ])
-    .success();
+    gen_aarch64_header(&ws, &vmlinux);
     // The native build first: the cross build must leave it alone.
     ws.cmd(&["-g"]).success();
     ws.cmd(&["-b"]).success();
@@ -164,17 +162,15 @@ fn an_aarch64_cross_compiler_builds_the_userland_too() {
         return;
     };
     let cache = ws.path("libbpf-cache");
-    let cross_build = || {
-        ws.cmd(&[
-            "-b",
-            "--arch",
-            "aarch64",
-            "--libbpf",
-            libbpf.to_str().unwrap(),
-        ])
-        .env("VMLINUX_VER", "5.10.0-dwarf.test")
-        .env("EBPF_PROBE_CACHE_DIR", &cache)
+    // `ebpf-probe ARGS` for the aarch64 kernel, with that libbpf and its own cache.
+    let for_arm64 = |args: &[&str]| {
+        let mut all = vec!["--libbpf", libbpf.to_str().unwrap()];
+        all.extend(args);
+        ws.cmd(&all)
+            .env("VMLINUX_VER", "5.10.0-dwarf.test")
+            .env("EBPF_PROBE_CACHE_DIR", &cache)
     };
+    let cross_build = || for_arm64(&["-b", "--arch", "aarch64"]);
     let done = cross_build().env("CC", "aarch64-linux-gnu-gcc").success();
     done.stderr_contains("with `/usr/bin/aarch64-linux-gnu-gcc`");
     assert!(
@@ -217,19 +213,10 @@ fn an_aarch64_cross_compiler_builds_the_userland_too() {
         .arg(&kernel_btf)
         .arg(&vmlinux)
         .success();
-    ws.cmd(&[
-        "--libbpf",
-        libbpf.to_str().unwrap(),
-        "btfgen",
-        "--arch",
-        "aarch64",
-        "--kernel",
-        kernel_btf.to_str().unwrap(),
-    ])
-    .env("VMLINUX_VER", "5.10.0-dwarf.test")
-    .env("EBPF_PROBE_CACHE_DIR", &cache)
-    .env("CC", "aarch64-linux-gnu-gcc")
-    .success();
+    let kernel_arg = kernel_btf.to_str().unwrap();
+    for_arm64(&["btfgen", "--arch", "aarch64", "--kernel", kernel_arg])
+        .env("CC", "aarch64-linux-gnu-gcc")
+        .success();
     let minimized = ws.path(".output/aarch64/btf/5.10.0-dwarf.test.btf");
     assert!(minimized.is_file());
     assert!(
@@ -239,19 +226,10 @@ fn an_aarch64_cross_compiler_builds_the_userland_too() {
 
     // A package for aarch64: what `-b --arch` built goes where `install` puts this machine's, with its BTF.
     let destdir = ws.path("pkg-arm64");
-    ws.cmd(&[
-        "--libbpf",
-        libbpf.to_str().unwrap(),
-        "install",
-        "--arch",
-        "aarch64",
-        "--destdir",
-        destdir.to_str().unwrap(),
-    ])
-    .env("VMLINUX_VER", "5.10.0-dwarf.test")
-    .env("EBPF_PROBE_CACHE_DIR", &cache)
-    .env("CC", "aarch64-linux-gnu-gcc")
-    .success();
+    let destdir_arg = destdir.to_str().unwrap();
+    for_arm64(&["install", "--arch", "aarch64", "--destdir", destdir_arg])
+        .env("CC", "aarch64-linux-gnu-gcc")
+        .success();
     assert_eq!(
         elf_machine(&destdir.join("usr/bin/extends/ebpf.probe/regs")),
         183

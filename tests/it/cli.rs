@@ -59,18 +59,7 @@ const SUBCOMMANDS: &[(&str, &str, &[&str])] = &[
     (
         "install",
         "Usage: ebpf-probe install [OPTIONS] [PROBE]...",
-        &[
-            "-b",
-            "--bin-dir",
-            "-c",
-            "--conf-dir",
-            "-m",
-            "--meta-dir",
-            "-B",
-            "--btf-dir",
-            "--destdir",
-            "--arch",
-        ],
+        INSTALL,
     ),
     (
         "uninstall",
@@ -106,7 +95,8 @@ const SUBCOMMANDS: &[(&str, &str, &[&str])] = &[
     ("man", "Usage: ebpf-probe man [OPTIONS]", &["--dir"]),
 ];
 
-const INSTALL_DIRS: &[&str] = &[
+/// `install`'s options: the directories `uninstall` shares, then `--arch`.
+const INSTALL: &[&str] = &[
     "-b",
     "--bin-dir",
     "-c",
@@ -116,7 +106,9 @@ const INSTALL_DIRS: &[&str] = &[
     "-B",
     "--btf-dir",
     "--destdir",
+    "--arch",
 ];
+const INSTALL_DIRS: &[&str] = INSTALL.split_at(INSTALL.len() - 1).0;
 
 /// The top level's own options: the build.sh spellings, and `--version`.
 const TOP_LEVEL: &[&str] = &[
