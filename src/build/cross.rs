@@ -122,6 +122,7 @@ pub fn build_for_arch(
             output: &output,
             jobs: options.jobs,
             slow_step: options.slow_step,
+            started: std::time::Instant::now(),
         },
     );
 

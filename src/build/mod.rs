@@ -112,6 +112,7 @@ pub fn build(
             output: &output,
             jobs: options.jobs,
             slow_step: options.slow_step,
+            started: Instant::now(),
         },
     );
     prune_precompiled_headers(workspace, &plan);
@@ -221,6 +222,8 @@ struct RunContext<'a> {
     jobs: usize,
     /// How long a step may run before it is named as slow.
     slow_step: std::time::Duration,
+    /// When the graph started: step records say when each step started, relative to it.
+    started: Instant,
 }
 
 /// Runs the graph with progress output; failures are printed as they happen, each naming its probe.
@@ -320,6 +323,9 @@ fn run_steps(plan: &Plan, context: &RunContext, progress: &Progress) -> Vec<Stat
                     if indices.len() > 1 {
                         record["batch"] = indices.len().into();
                     }
+                    record["start_ms"] =
+                        (started.duration_since(context.started).as_millis() as u64).into();
+                    record["worker"] = worker.into();
                     context.output.record(&record);
                 }
             }
