@@ -197,9 +197,12 @@ pub fn plan(settings: &PlanSettings) -> Result<Plan> {
     }
 
     // The precompiled headers go first: every BPF compile whose prelude can be precompiled waits for one.
-    // (The probe's BPF flags, the prelude's text) → (precompiled header, its step); each source's entry.
-    let mut pch_steps: BTreeMap<PreludeKey, (usize, usize)> = BTreeMap::new();
+    // First each distinct prelude (the probe's BPF flags, the prelude's text, its own dirs) and its sources.
+    let mut preludes: BTreeMap<PreludeKey, PlannedPrelude> = BTreeMap::new();
     let mut source_pch: BTreeMap<PathBuf, (usize, usize)> = BTreeMap::new();
+    let mut source_prelude: Vec<(PathBuf, PreludeKey)> = Vec::new();
+    // Each kernel header's bytes, read once (megabytes; a no-op build plans too).
+    let mut kernel_headers: BTreeMap<PathBuf, Option<Vec<u8>>> = BTreeMap::new();
     if settings.precompile_header && compiler.has_kernel_header() {
         for (index, sources) in sources.iter().enumerate() {
             let Ok((sources, _)) = sources else { continue };
@@ -211,45 +214,107 @@ pub fn plan(settings: &PlanSettings) -> Result<Plan> {
                 else {
                     continue;
                 };
+                // A probe's own clang flags may name its files (`-include local.h`): its header is compiled
+                // with its whole include path. Otherwise the SDK's, which every probe's starts with.
                 let own_dirs = if probe_clang_flags(&probes[index]).is_empty() {
                     Vec::new()
                 } else {
                     plan.probe_flags[index].bpf_includes.clone()
                 };
-                let key = (flags.clone(), prelude.text.clone(), own_dirs);
-                let entry = match pch_steps.get(&key) {
-                    Some(entry) => *entry,
-                    None => {
-                        // A probe's own clang flags may name its files (`-include local.h`): its header is
-                        // compiled with its whole include path. Otherwise the SDK's, which every probe's starts with.
-                        let include_dirs = if probe_clang_flags(&probes[index]).is_empty() {
+                let key = (flags.clone(), prelude.text.clone(), own_dirs.clone());
+                source_prelude.push((bpf.source.clone(), key.clone()));
+                preludes.entry(key).or_insert_with(|| {
+                    let chain = match own_dirs.is_empty() {
+                        true => chainable(&prelude, &macros, &header_file, &mut kernel_headers),
+                        false => None,
+                    };
+                    PlannedPrelude {
+                        include_dirs: if own_dirs.is_empty() {
                             workspace.layout.include_dirs.clone()
                         } else {
-                            plan.probe_flags[index].bpf_includes.clone()
-                        };
+                            own_dirs
+                        },
+                        prelude,
+                        header_file,
+                        chain,
+                    }
+                });
+            }
+        }
+    }
+    // Preludes of the same flags that all open with the kernel header share one precompiled kernel header, and
+    // each is precompiled on top of it (a few ms instead of re-parsing the kernel header); alone, a prelude
+    // gains nothing from it.
+    let mut chain_users: BTreeMap<(Vec<String>, PathBuf), usize> = BTreeMap::new();
+    for ((flags, _, _), planned) in &preludes {
+        if let Some(kernel_header) = &planned.chain {
+            *chain_users
+                .entry((flags.clone(), kernel_header.clone()))
+                .or_default() += 1;
+        }
+    }
+    let mut bases: BTreeMap<(Vec<String>, PathBuf), (usize, usize)> = BTreeMap::new();
+    let mut pch_steps: BTreeMap<PreludeKey, (usize, usize)> = BTreeMap::new();
+    for (key, planned) in &preludes {
+        let flags = &key.0;
+        let base = planned
+            .chain
+            .as_ref()
+            .filter(|k| chain_users[&(flags.clone(), (*k).clone())] > 1)
+            .map(|kernel_header| {
+                *bases
+                    .entry((flags.clone(), kernel_header.clone()))
+                    .or_insert_with(|| {
+                        let text = format!("#include \"{}\"\n", kernel_header.display());
                         let header = compiler.precompiled_header(
                             &workspace.pch_dir(),
-                            &flags,
-                            (&prelude.text, &header_file),
-                            &include_dirs,
+                            flags,
+                            (&text, kernel_header),
+                            &planned.include_dirs,
                         );
                         let pch = plan.precompiled_headers.len();
                         plan.precompiled_headers.push(header);
                         let step = plan.add(
                             Action::PrecompiledHeader {
                                 pch,
-                                header: prelude.header.clone(),
+                                header: "the kernel header".to_string(),
                             },
                             None,
                             Vec::new(),
                         );
-                        pch_steps.insert(key, (pch, step));
                         (pch, step)
-                    }
-                };
-                source_pch.insert(bpf.source.clone(), entry);
-            }
+                    })
+            });
+        let mut pch_flags = flags.clone();
+        if let Some((base_pch, _)) = base {
+            pch_flags.push("-include-pch".to_string());
+            pch_flags.push(
+                compiler
+                    .shown(&plan.precompiled_headers[base_pch].path)
+                    .display()
+                    .to_string(),
+            );
         }
+        let header = compiler.precompiled_header(
+            &workspace.pch_dir(),
+            &pch_flags,
+            (&planned.prelude.text, &planned.header_file),
+            &planned.include_dirs,
+        );
+        let pch = plan.precompiled_headers.len();
+        plan.precompiled_headers.push(header);
+        let step = plan.add(
+            Action::PrecompiledHeader {
+                pch,
+                header: planned.prelude.header.clone(),
+            },
+            None,
+            base.map(|(_, step)| step).into_iter().collect(),
+        );
+        pch_steps.insert(key.clone(), (pch, step));
+    }
+    for (source, key) in source_prelude {
+        source_pch.insert(source, pch_steps[&key]);
     }
 
     // Shared sets: compiled once per (set, probe defines) for the C probes that link them.
@@ -594,6 +659,36 @@ fn shareable_prelude(
         .find(|path| path.is_file())?;
     let header_text = std::fs::read(&header).ok()?;
     prelude::has_include_guard(&String::from_utf8_lossy(&header_text)).then_some((prelude, header))
+}
+
+/// One BPF prelude to precompile, and the kernel header it may be chained on (see `chainable`).
+struct PlannedPrelude {
+    prelude: prelude::Prelude,
+    header_file: PathBuf,
+    include_dirs: Vec<PathBuf>,
+    chain: Option<PathBuf>,
+}
+
+/// The kernel header `prelude`'s precompiled header may be chained on: the one beside its SDK header (what that
+/// header's `#include "vmlinux.h"` finds first), when the SDK header includes it first for this prelude and the
+/// kernel header never mentions a macro defined before it (see `prelude::chain_on_kernel_header`).
+fn chainable(
+    prelude: &prelude::Prelude,
+    macros: &prelude::Macros,
+    sdk_header: &Path,
+    kernel_headers: &mut BTreeMap<PathBuf, Option<Vec<u8>>>,
+) -> Option<PathBuf> {
+    let sdk_text = std::fs::read_to_string(sdk_header).ok()?;
+    let defined_before = prelude::chain_on_kernel_header(prelude, macros, &sdk_text)?;
+    let kernel_header = sdk_header.parent()?.join("vmlinux.h");
+    let kernel_text = kernel_headers
+        .entry(kernel_header.clone())
+        .or_insert_with_key(|path| std::fs::read(path).ok())
+        .as_deref()?;
+    defined_before
+        .iter()
+        .all(|name| memchr::memmem::find(kernel_text, name.as_bytes()).is_none())
+        .then_some(kernel_header)
 }
 
 /// What makes two loaders share a precompiled prelude: the probe's cflags and the prelude's text.

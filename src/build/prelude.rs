@@ -133,6 +133,118 @@ pub fn include_run_of(
     )
 }
 
+/// When the kernel header can be precompiled on its own and `prelude`'s precompiled header chained on it (clang's
+/// `-include-pch` while precompiling): the macro names the prelude and the SDK header `sdk_header` define or
+/// undefine before the SDK header includes `vmlinux.h`, which the caller checks the kernel header never mentions.
+/// Chaining moves the kernel header before them, so `None` unless the SDK header does include it for this prelude
+/// (the `#if`s around it evaluated with the prelude's macros), with nothing before it but its include guard,
+/// conditionals on `defined(…)`, `#error`s not taken, `#define`s and `#undef`s: no other header, no code.
+pub fn chain_on_kernel_header(
+    prelude: &Prelude,
+    command_line: &Macros,
+    sdk_header: &str,
+) -> Option<Vec<String>> {
+    let mut touched: Vec<String> = Vec::new();
+    let steps: Vec<Directive> = prelude
+        .text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("#include") && !l.trim().is_empty())
+        .map(Directive::parse)
+        .collect::<Option<_>>()?;
+    for step in &steps {
+        if let Directive::Define { name, .. } | Directive::Undef(name) = step {
+            touched.push(name.clone());
+        }
+    }
+    let mut macros = run(&steps, command_line.clone())?;
+    // Each open conditional: (this branch taken, the enclosing ones taken, some branch already taken).
+    let mut open: Vec<(bool, bool, bool)> = Vec::new();
+    let active = |open: &Vec<(bool, bool, bool)>| open.iter().all(|(taken, _, _)| *taken);
+    for line in code_lines(sdk_header) {
+        let directive = line.strip_prefix('#')?.trim_start();
+        let word: String = directive
+            .chars()
+            .take_while(|c| c.is_ascii_alphabetic())
+            .collect();
+        let rest = directive[word.len()..].trim();
+        match word.as_str() {
+            "if" | "ifdef" | "ifndef" => {
+                let holds = match word.as_str() {
+                    "if" => condition(rest, &macros)?,
+                    "ifdef" => macros.contains_key(rest),
+                    _ => !macros.contains_key(rest),
+                };
+                let outer = active(&open);
+                open.push((outer && holds, outer, holds));
+            }
+            "elif" => {
+                let (_, outer, done) = open.pop()?;
+                let holds = !done && condition(rest, &macros)?;
+                open.push((outer && holds, outer, done || holds));
+            }
+            "else" => {
+                let (_, outer, done) = open.pop()?;
+                open.push((outer && !done, outer, true));
+            }
+            "endif" => {
+                open.pop()?;
+            }
+            _ if !active(&open) => {}
+            "define" | "undef" => {
+                let step = Directive::parse(line)?;
+                if let Directive::Define { name, .. } | Directive::Undef(name) = &step {
+                    touched.push(name.clone());
+                }
+                macros = run(std::slice::from_ref(&step), macros)?;
+            }
+            "include" if matches!(rest, "\"vmlinux.h\"" | "<vmlinux.h>") => {
+                touched.sort();
+                touched.dedup();
+                return Some(touched);
+            }
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// An `#if` condition made of `defined(NAME)`/`defined NAME`, `!`, `&&`, `||` and `0`/`1`; `None` for anything else.
+fn condition(expression: &str, macros: &Macros) -> Option<bool> {
+    let any = expression.split("||").map(|alternative| {
+        alternative.split("&&").try_fold(true, |all, term| {
+            let mut term = term.trim();
+            let mut negated = false;
+            while let Some(rest) = term.strip_prefix('!') {
+                negated = !negated;
+                term = rest.trim_start();
+            }
+            let value = match term {
+                "0" => false,
+                "1" => true,
+                _ => {
+                    let name = term.strip_prefix("defined")?.trim();
+                    let name = match name.strip_prefix('(') {
+                        Some(inner) => inner.strip_suffix(')')?.trim(),
+                        None => name,
+                    };
+                    if name.is_empty()
+                        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    {
+                        return None;
+                    }
+                    macros.contains_key(name)
+                }
+            };
+            Some(all && (value != negated))
+        })
+    });
+    let mut result = false;
+    for alternative in any {
+        result |= alternative?;
+    }
+    Some(result)
+}
+
 /// Whether a header's first directives are an include guard (`#ifndef X` + `#define X`) or `#pragma once`.
 pub fn has_include_guard(header: &str) -> bool {
     let mut lines = code_lines(header).into_iter();
@@ -373,6 +485,59 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn the_sdk_header_chains_on_the_kernel_header_only_when_it_includes_it_first() {
+        let sdk = "/* umbrella */\n#ifndef __SDK_H__\n#define __SDK_H__\n\
+                   #if defined(BPF_PROG_KERN) && defined(BPF_PROG_USER)\n#error \"one only\"\n#endif\n\
+                   #if defined(BPF_PROG_KERN) || defined(BPF_PROG_USER)\n#include \"vmlinux.h\"\n\
+                   #include <bpf/bpf_helpers.h>\n#endif\n#endif\n";
+        let kern = prelude("#define BPF_PROG_KERN\n#include \"bpf.h\"\n").unwrap();
+        let macros = command_line_macros(&["-D__TARGET_ARCH_x86".to_string()]);
+        assert_eq!(
+            chain_on_kernel_header(&kern, &macros, sdk).unwrap(),
+            ["BPF_PROG_KERN", "__SDK_H__"]
+        );
+        // Neither side defined: the SDK header does not include the kernel header at all.
+        let loader = prelude("#include \"bpf.h\"\n").unwrap();
+        assert_eq!(chain_on_kernel_header(&loader, &macros, sdk), None);
+        // Both defined: the #error is taken.
+        let both =
+            prelude("#define BPF_PROG_KERN\n#define BPF_PROG_USER\n#include \"bpf.h\"\n").unwrap();
+        assert_eq!(chain_on_kernel_header(&both, &macros, sdk), None);
+        // Another header or code before the kernel header: it could depend on what the kernel header declares.
+        for early in ["#include <linux/types.h>\n", "typedef int s32;\n"] {
+            let sdk = format!(
+                "#ifndef __SDK_H__\n#define __SDK_H__\n{early}#include \"vmlinux.h\"\n#endif\n"
+            );
+            assert_eq!(
+                chain_on_kernel_header(&kern, &macros, &sdk),
+                None,
+                "{early}"
+            );
+        }
+        // A define before it is reported, so the caller can check the kernel header never names it.
+        let sdk = "#ifndef __SDK_H__\n#define __SDK_H__\n#define TASK_COMM_LEN 16\n#include <vmlinux.h>\n#endif\n";
+        assert_eq!(
+            chain_on_kernel_header(&kern, &macros, sdk).unwrap(),
+            ["BPF_PROG_KERN", "TASK_COMM_LEN", "__SDK_H__"]
+        );
+        // An #if this reader cannot evaluate: not chained.
+        let sdk = "#if KER_VER_MAJOR > 4\n#include \"vmlinux.h\"\n#endif\n";
+        assert_eq!(chain_on_kernel_header(&kern, &macros, sdk), None);
+    }
+
+    #[test]
+    fn conditions_on_defined_evaluate() {
+        let macros = command_line_macros(&["-DA".to_string()]);
+        assert_eq!(condition("defined(A)", &macros), Some(true));
+        assert_eq!(condition("defined B || defined(A)", &macros), Some(true));
+        assert_eq!(condition("defined(A) && !defined(B)", &macros), Some(true));
+        assert_eq!(condition("!defined(A)", &macros), Some(false));
+        assert_eq!(condition("0", &macros), Some(false));
+        assert_eq!(condition("A > 1", &macros), None);
+        assert_eq!(condition("defined(A) && (B)", &macros), None);
     }
 
     #[test]

@@ -108,15 +108,23 @@ fn touch(path: &Path) {
 }
 
 #[test]
-fn objects_are_the_same_with_and_without_the_precompiled_header() {
+fn objects_are_the_same_with_and_without_the_precompiled_headers() {
     if !ready() {
         return;
     }
-    // sdkuser's and sdkother's loaders open alike (`<stdio.h>`): their prelude is precompiled for both.
+    // sdkuser's and sdkother's loaders open alike (`<stdio.h>`): their prelude is precompiled for both. sdkup's
+    // BPF side opens with the user-side prelude: with the kernel-side one, two preludes chained on one precompiled
+    // kernel header.
     let ws = sdk_probe(
         sdk_probe(Workspace::new().shipped_probe("killprobe"), "sdkuser"),
         "sdkother",
     )
+    .file(
+        "probes/sdkup/sdkup.bpf.c",
+        "#define BPF_PROG_USER\n#include \"bpf.h\"\nchar LICENSE[] SEC(\"license\") = \"GPL\";\n\
+         SEC(\"uprobe\")\nint sdkup_call(struct pt_regs *ctx) { return PT_REGS_PARM1(ctx) ? 1 : 0; }\n",
+    )
+    .file("probes/sdkup/sdkup.c", "int main(void) { return 0; }\n")
     .gen();
     let plain = ws.cmd(&["-v", "-b"]).env("EBPF_PROBE_PCH", "0").success();
     assert!(
@@ -127,6 +135,8 @@ fn objects_are_the_same_with_and_without_the_precompiled_header() {
     let objects = [
         ".output/killprobe/killprobe.bpf.o",
         ".output/sdkuser/sdkuser.bpf.o",
+        ".output/sdkup/sdkup.bpf.o",
+        ".output/sdkup/sdkup.skel.h",
         ".output/killprobe/killprobe.o",
         ".output/sdkuser/sdkuser.o",
         ".output/sdkother/sdkother.o",
@@ -143,9 +153,21 @@ fn objects_are_the_same_with_and_without_the_precompiled_header() {
         .stderr_contains("-include-pch .output/pch/prelude-")
         .stderr_contains("-x c-header .output/pch/loader-")
         .stderr_contains("-include .output/pch/loader-");
+    let chained = precompiled
+        .stderr()
+        .lines()
+        .filter(|l| l.contains("-x c-header .output/pch/prelude-") && l.contains("-include-pch"))
+        .count();
+    assert_eq!(
+        chained,
+        2,
+        "both preludes chained on the kernel header\n{}",
+        precompiled.report()
+    );
     let (built, _) = built_and_fresh(&precompiled.stderr());
     assert_eq!(
         built,
+        // sdkup's BPF object is compiled again too, to the same bytes; its loader includes no skeleton.
         ["killprobe", "sdkother", "sdkuser"],
         "{}",
         precompiled.report()
