@@ -266,23 +266,16 @@ pub fn plan(settings: &PlanSettings) -> Result<Plan> {
                     .entry((flags.clone(), kernel_header.clone()))
                     .or_insert_with(|| {
                         let text = format!("#include \"{}\"\n", kernel_header.display());
-                        let header = compiler.precompiled_header(
-                            &workspace.pch_dir(),
-                            flags,
-                            (&text, kernel_header),
-                            &planned.include_dirs,
-                        );
-                        let pch = plan.precompiled_headers.len();
-                        plan.precompiled_headers.push(header);
-                        let step = plan.add(
-                            Action::PrecompiledHeader {
-                                pch,
-                                header: "the kernel header".to_string(),
-                            },
-                            None,
+                        plan.add_precompiled_header(
+                            compiler.precompiled_header(
+                                &workspace.pch_dir(),
+                                flags,
+                                (&text, kernel_header),
+                                &planned.include_dirs,
+                            ),
+                            "the kernel header",
                             Vec::new(),
-                        );
-                        (pch, step)
+                        )
                     })
             });
         let mut pch_flags = flags.clone();
@@ -295,23 +288,17 @@ pub fn plan(settings: &PlanSettings) -> Result<Plan> {
                     .to_string(),
             );
         }
-        let header = compiler.precompiled_header(
-            &workspace.pch_dir(),
-            &pch_flags,
-            (&planned.prelude.text, &planned.header_file),
-            &planned.include_dirs,
-        );
-        let pch = plan.precompiled_headers.len();
-        plan.precompiled_headers.push(header);
-        let step = plan.add(
-            Action::PrecompiledHeader {
-                pch,
-                header: planned.prelude.header.clone(),
-            },
-            None,
+        let entry = plan.add_precompiled_header(
+            compiler.precompiled_header(
+                &workspace.pch_dir(),
+                &pch_flags,
+                (&planned.prelude.text, &planned.header_file),
+                &planned.include_dirs,
+            ),
+            &planned.prelude.header,
             base.map(|(_, step)| step).into_iter().collect(),
         );
-        pch_steps.insert(key.clone(), (pch, step));
+        pch_steps.insert(key.clone(), entry);
     }
     for (source, key) in source_prelude {
         source_pch.insert(source, pch_steps[&key]);
@@ -572,6 +559,27 @@ pub fn plan(settings: &PlanSettings) -> Result<Plan> {
 }
 
 impl Plan {
+    /// A BPF precompiled header and the step that makes it (`header` names what it holds, for progress output):
+    /// its index in `precompiled_headers`, and the step's.
+    fn add_precompiled_header(
+        &mut self,
+        pch: PrecompiledHeader,
+        header: &str,
+        deps: Vec<usize>,
+    ) -> (usize, usize) {
+        let index = self.precompiled_headers.len();
+        self.precompiled_headers.push(pch);
+        let step = self.add(
+            Action::PrecompiledHeader {
+                pch: index,
+                header: header.to_string(),
+            },
+            None,
+            deps,
+        );
+        (index, step)
+    }
+
     fn add(&mut self, action: Action, probe: Option<usize>, deps: Vec<usize>) -> usize {
         let cost = estimated_cost(&action);
         let batch = matches!(action, Action::Strip { .. });
