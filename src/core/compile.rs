@@ -754,9 +754,7 @@ impl Compiler {
                 continue;
             }
             let copied = fresh::begin(step).and_then(|temp| {
-                std::fs::copy(&pairs[index].0, &temp).with_context(|| {
-                    format!("failed to copy `{}`", self.shown(&pairs[index].0).display())
-                })?;
+                self.copy_into(&pairs[index].0, &temp)?;
                 Ok(temp)
             });
             match copied {
@@ -780,11 +778,9 @@ impl Compiler {
             let stripped = match (&together, alone) {
                 (Ok(_), _) => Ok(()),
                 // The shared run may have stripped some copies before it failed: each starts again from its copy.
-                (Err(_), true) => std::fs::copy(&pairs[index].0, &temp)
-                    .with_context(|| {
-                        format!("failed to copy `{}`", self.shown(&pairs[index].0).display())
-                    })
-                    .and_then(|_| self.exec(&strip(&[temp.as_ref()])).map(drop)),
+                (Err(_), true) => self
+                    .copy_into(&pairs[index].0, &temp)
+                    .and_then(|()| self.exec(&strip(&[temp.as_ref()])).map(drop)),
                 (Err(e), false) => Err(anyhow::anyhow!("{e:#}")),
             };
             results[index] = stripped
@@ -792,6 +788,27 @@ impl Compiler {
                 .map(|()| true);
         }
         results
+    }
+
+    /// Copies `from` into the temp file `to` that this build made, never through a link found at its name.
+    fn copy_into(&self, from: &Path, to: &Path) -> Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let copy = || -> std::io::Result<u64> {
+            let mut source = std::fs::File::open(from)?;
+            let mut target = std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(to)?;
+            std::io::copy(&mut source, &mut target)
+        };
+        copy().map(drop).with_context(|| {
+            format!(
+                "failed to copy `{}` to `{}`",
+                self.shown(from).display(),
+                self.shown(to).display()
+            )
+        })
     }
 
     /// `<stem>.bpf.o` → `<stem>.skel.h` (struct `<stem>_bpf`).
