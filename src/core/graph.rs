@@ -384,6 +384,46 @@ mod tests {
     }
 
     #[test]
+    fn batch_steps_ready_together_run_in_one_call_after_the_longer_chains() {
+        // One worker: the two compiles head longer chains than the strips, so both strips are ready together.
+        let mut nodes = vec![
+            node("compile-a", &[]),
+            node("compile-b", &[]),
+            node("strip-a", &[0]),
+            node("strip-b", &[1]),
+            node("other", &[]),
+        ];
+        nodes[0].cost = 10;
+        nodes[1].cost = 10;
+        nodes[2].batch = true;
+        nodes[3].batch = true;
+        let calls = Mutex::new(Vec::new());
+        let statuses = run_graph_batched(
+            &nodes,
+            1,
+            |indices, _| {
+                calls
+                    .lock()
+                    .unwrap()
+                    .push(indices.iter().map(|&i| nodes[i].step).collect::<Vec<_>>());
+                indices
+                    .iter()
+                    .map(|&i| match nodes[i].step {
+                        "strip-b" => Err(anyhow::anyhow!("bad object")),
+                        _ => Ok(true),
+                    })
+                    .collect()
+            },
+            |_, _| {},
+        );
+        let calls = calls.into_inner().unwrap();
+        assert!(calls.contains(&vec!["strip-a", "strip-b"]), "{calls:?}");
+        assert_eq!(calls.len(), 4, "{calls:?}");
+        assert!(matches!(statuses[2], Status::Ran));
+        assert!(matches!(statuses[3], Status::Failed(_)));
+    }
+
+    #[test]
     fn an_empty_graph_runs_nothing() {
         let nodes: Vec<Node<()>> = Vec::new();
         assert!(run_graph(&nodes, 4, |_, _, _| Ok(true), |_, _| {}).is_empty());
