@@ -25,40 +25,31 @@ pub fn encode_btf(elf: &Path, work: &Path) -> Result<PathBuf> {
         .run()
         .ok()
         .and_then(|out| parse_pahole_version(&String::from_utf8_lossy(&out.stdout)));
-    if version.is_none_or(|v| v >= DETACHED_SINCE) {
-        let btf = work.join("vmlinux.btf");
-        Cmd::new(&pahole)
-            .arg("-J")
-            .arg(format!("--btf_encode_detached={}", btf.display()))
-            .arg(elf)
-            .run()
-            .with_context(|| {
+    // Newer pahole writes the BTF to a file of its own; an older one adds `.BTF` to the ELF it is given, a copy.
+    let (args, output): (Vec<std::ffi::OsString>, PathBuf) =
+        if version.is_none_or(|v| v >= DETACHED_SINCE) {
+            let btf = work.join("vmlinux.btf");
+            let detached = format!("--btf_encode_detached={}", btf.display());
+            (vec![detached.into(), elf.into()], btf)
+        } else {
+            let copy = work.join("vmlinux");
+            std::fs::copy(elf, &copy).with_context(|| {
                 format!(
-                    "pahole could not encode the DWARF of `{}` as BTF",
-                    elf.display()
+                    "failed to copy `{}` to `{}` for pahole",
+                    elf.display(),
+                    copy.display()
                 )
             })?;
-        return Ok(btf);
-    }
-    let copy = work.join("vmlinux");
-    std::fs::copy(elf, &copy).with_context(|| {
+            (vec![copy.clone().into()], copy)
+        };
+    let cmd = Cmd::new(&pahole).arg("-J").args(args);
+    cmd.run().with_context(|| {
         format!(
-            "failed to copy `{}` to `{}` for pahole",
-            elf.display(),
-            copy.display()
+            "pahole could not encode the DWARF of `{}` as BTF",
+            elf.display()
         )
     })?;
-    Cmd::new(&pahole)
-        .arg("-J")
-        .arg(&copy)
-        .run()
-        .with_context(|| {
-            format!(
-                "pahole could not encode the DWARF of `{}` as BTF",
-                elf.display()
-            )
-        })?;
-    Ok(copy)
+    Ok(output)
 }
 
 /// `v1.24` → (1, 24).
