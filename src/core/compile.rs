@@ -790,19 +790,9 @@ impl Compiler {
         results
     }
 
-    /// Copies `from` into the temp file `to` that this build made, never through a link found at its name.
+    /// Copies `from` into the temp file `to` that this build made (`copy_into_own_file`).
     fn copy_into(&self, from: &Path, to: &Path) -> Result<()> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let copy = || -> std::io::Result<u64> {
-            let mut source = std::fs::File::open(from)?;
-            let mut target = std::fs::OpenOptions::new()
-                .write(true)
-                .truncate(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(to)?;
-            std::io::copy(&mut source, &mut target)
-        };
-        copy().map(drop).with_context(|| {
+        copy_into_own_file(from, to).with_context(|| {
             format!(
                 "failed to copy `{}` to `{}`",
                 self.shown(from).display(),
@@ -1048,6 +1038,19 @@ impl Compiler {
     }
 }
 
+/// Copies `from` into the existing file `to`, never through a link found at that name (`O_NOFOLLOW`): `to` is a
+/// temp file the build made, and what is there now must still be it.
+fn copy_into_own_file(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut source = std::fs::File::open(from)?;
+    let mut target = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(to)?;
+    std::io::copy(&mut source, &mut target).map(drop)
+}
+
 pub fn set_executable(path: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
@@ -1107,6 +1110,24 @@ pub fn link_flags(libs: &[String]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_copy_into_a_temp_file_never_goes_through_a_link_planted_at_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = dir.path().join("x.bpf.unstripped.o");
+        std::fs::write(&from, b"object").unwrap();
+        let temp = dir.path().join(".x.bpf.o.tmp.1.abc");
+        std::fs::write(&temp, b"").unwrap();
+        copy_into_own_file(&from, &temp).unwrap();
+        assert_eq!(std::fs::read(&temp).unwrap(), b"object");
+        // Someone swaps the temp file for a link to a file of theirs: it is refused, their file untouched.
+        let theirs = dir.path().join("theirs");
+        std::fs::write(&theirs, b"keep me").unwrap();
+        std::fs::remove_file(&temp).unwrap();
+        std::os::unix::fs::symlink(&theirs, &temp).unwrap();
+        assert!(copy_into_own_file(&from, &temp).is_err());
+        assert_eq!(std::fs::read(&theirs).unwrap(), b"keep me");
+    }
 
     #[test]
     fn extra_libs_accept_names_and_flags() {
